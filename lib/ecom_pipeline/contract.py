@@ -1,0 +1,46 @@
+"""The CSV contract: which files a batch folder holds and their columns.
+
+See docs/csv_contract.md. The generator writes it and the ingest stage
+accepts any folder that follows it.
+"""
+
+from __future__ import annotations
+
+TABLES: dict[str, dict[str, bool]] = {
+    # column -> required
+    "customers": {
+        "customer_id": True, "first_name": True, "last_name": True, "email": True, "phone": False,
+        "address": False, "city": False, "state": False, "country": False, "registration_date": True,
+        "updated_at": True,
+    },
+    "products": {
+        "product_id": True, "product_name": True, "category": True, "sub_category": False, "brand": False,
+        "price": True, "cost": True, "stock_quantity": False, "updated_at": True,
+    },
+    "orders": {
+        "order_id": True, "customer_id": True, "order_date": True, "status": True, "payment_method": True,
+        "shipping_address": False, "total_amount": True, "updated_at": True,
+    },
+    "order_items": {
+        "order_item_id": True, "order_id": True, "product_id": True, "quantity": True, "unit_price": True,
+        "discount_percentage": True, "line_total": True,
+    },
+}
+# Load order respects references: parents before children.
+TABLE_ORDER = ("customers", "products", "orders", "order_items")
+
+
+def file_name(table: str) -> str:
+    return f"{table}.csv"
+
+
+def columns(table: str) -> list[str]:
+    return list(TABLES[table])
+
+
+def required_columns(table: str) -> list[str]:
+    return [c for c, required in TABLES[table].items() if required]
+
+
+def key_column(table: str) -> str:
+    return columns(table)[0]

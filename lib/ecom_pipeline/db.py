@@ -1,0 +1,167 @@
+"""Connections, SQL files, COPY and locks: the one module that talks to PostgreSQL.
+
+The database is chosen once, in this order: ``DATABASE_URL`` in the
+environment, ``DATABASE_URL`` in a git-ignored ``.env`` at the repository
+root, otherwise the embedded server (``ecom_pipeline.embedded``).
+``run_all.py`` resolves it and exports ``DATABASE_URL`` to the notebook
+kernels through the environment: it is never a notebook parameter, so it never
+lands in an executed notebook.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from dotenv import dotenv_values
+
+from ecom_pipeline import config
+
+log = logging.getLogger(__name__)
+
+# pg_try_advisory_lock key of a pipeline run: "ecom" as a 32-bit integer.
+PIPELINE_LOCK_KEY = 0x65636F6D
+CONNECT_TIMEOUT_S = 5
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached; the message is safe to show (no password)."""
+
+
+class PipelineLocked(RuntimeError):
+    """Another pipeline run holds the lock on this database."""
+
+
+def database_url(start_embedded: bool = True) -> str | None:
+    """The URL of the pipeline's database, starting the embedded server if none is configured."""
+    url = os.environ.get("DATABASE_URL") or dotenv_values(config.ENV_FILE).get("DATABASE_URL")
+    if url:
+        return url
+    if not start_embedded:
+        return None
+    from ecom_pipeline import embedded
+
+    return embedded.start()
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """Hide passwords: of ``url`` wherever it appears in ``text``, and of any URL in ``text``."""
+    if url:
+        password = urlsplit(url).password
+        if password:
+            text = text.replace(password, "***")
+    return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
+
+
+def describe(url: str) -> str:
+    """A printable description of the target: host, port and database, never the password."""
+    parts = urlsplit(url)
+    host = parts.hostname or dict(
+        p.split("=", 1) for p in parts.query.split("&") if "=" in p
+    ).get("host", "local socket")
+    netloc = f"{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}"
+    return urlunsplit(("postgresql", netloc, parts.path, "", ""))
+
+
+def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ecom_pipeline") -> psycopg.Connection:
+    url = url or database_url()
+    try:
+        return psycopg.connect(
+            url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=application
+        )
+    except psycopg.OperationalError as exc:
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        raise DatabaseUnavailable(f"cannot connect to the database {describe(url)}: {reason}") from None
+
+
+@contextmanager
+def connection(url: str | None = None, **kwargs: Any) -> Iterator[psycopg.Connection]:
+    conn = connect(url, **kwargs)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def ping(url: str) -> float:
+    """Round-trip latency of ``select 1`` in milliseconds; raises DatabaseUnavailable."""
+    with connection(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute("select 1")
+        return (time.perf_counter() - started) * 1000
+
+
+# -- SQL files -------------------------------------------------------------
+
+def read_sql(name: str) -> str:
+    """Text of ``lib/ecom_pipeline/sql/<name>``."""
+    return (config.SQL_DIR / name).read_text()
+
+
+def _bind(text: str, params: Mapping[str, Any] | None) -> str:
+    """Turn ``:name`` placeholders for the given params into psycopg's ``%(name)s``.
+
+    Only names present in ``params`` are replaced, so casts (``::date``) and
+    literals such as ``'HH24:MI'`` are left alone.
+    """
+    if not params:
+        return text
+    text = text.replace("%", "%%")
+    names = "|".join(sorted(map(re.escape, params), key=len, reverse=True))
+    return re.sub(rf"(?<![:\w]):({names})\b", r"%(\1)s", text)
+
+
+def execute_sql(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None = None) -> None:
+    """Run a script of one or more statements with client-side bound parameters."""
+    with psycopg.ClientCursor(conn) as cur:
+        cur.execute(_bind(text, params), params or None)
+
+
+def run_sql_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> None:
+    execute_sql(conn, read_sql(name), params)
+
+
+def query(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of one statement as dicts."""
+    with psycopg.ClientCursor(conn, row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(_bind(text, params), params or None)
+        return cur.fetchall()
+
+
+def query_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    return query(conn, read_sql(name), params)
+
+
+# -- locks -----------------------------------------------------------------
+
+@contextmanager
+def pipeline_lock(url: str) -> Iterator[psycopg.Connection]:
+    """Hold the pipeline's advisory lock for the duration of a run.
+
+    The lock lives in its own session: if the process dies, PostgreSQL ends the
+    session and the lock goes with it, so a crash never leaves one behind.
+    """
+    conn = connect(url, autocommit=True, application="ecom_pipeline lock")
+    try:
+        got = conn.execute("select pg_try_advisory_lock(%s)", (PIPELINE_LOCK_KEY,)).fetchone()[0]
+        if not got:
+            holder = conn.execute(
+                """
+                select a.pid, a.application_name, a.backend_start
+                from pg_locks l join pg_stat_activity a on a.pid = l.pid
+                where l.locktype = 'advisory' and l.objid = %s and l.granted
+                """,
+                (PIPELINE_LOCK_KEY,),
+            ).fetchone()
+            since = f" (backend pid {holder[0]}, since {holder[2]:%Y-%m-%d %H:%M:%S})" if holder else ""
+            raise PipelineLocked(f"another pipeline run is already running against {describe(url)}{since}")
+        yield conn
+    finally:
+        conn.close()

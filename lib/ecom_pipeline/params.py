@@ -1,0 +1,160 @@
+"""Typed, validated pipeline parameters.
+
+A params file (``params/*.yaml``) has one section per stage. Every model
+forbids unknown keys, so a misspelt parameter is refused with its name
+instead of being ignored; ``--set section.key=value`` overrides are parsed as
+YAML scalars and validated the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ecom_pipeline import config
+
+
+class ParamsError(ValueError):
+    """A params file or override is wrong; the message names the parameter."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Effects(Strict):
+    """Business effects the generator puts into the data (and lists in the manifest)."""
+
+    weekend_uplift: float = Field(1.3, gt=0, description="orders on Sat/Sun relative to a weekday")
+    peak_months: tuple[int, ...] = Field((11, 12), description="months of the seasonal peak")
+    peak_uplift: float = Field(1.6, gt=0, description="orders in peak months relative to other months")
+    yearly_growth: float = Field(0.2, gt=-1, description="growth of daily orders over a year")
+    pareto_alpha: float = Field(1.2, gt=0, description="shape of customer purchase frequency (smaller = more skewed)")
+    category_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "Electronics": 0.30, "Home & Kitchen": 0.22, "Fashion": 0.16, "Sports & Outdoors": 0.10,
+            "Beauty": 0.08, "Books": 0.07, "Toys & Games": 0.07,
+        },
+        description="share of order lines per category",
+    )
+    payment_mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "credit_card": 0.40, "upi": 0.20, "debit_card": 0.15, "wallet": 0.10,
+            "net_banking": 0.08, "cash_on_delivery": 0.07,
+        },
+        description="share of orders per payment method",
+    )
+    discount_mix: dict[int, float] = Field(
+        default_factory=lambda: {0: 0.55, 5: 0.15, 10: 0.15, 15: 0.10, 20: 0.05},
+        description="share of order lines per discount percentage",
+    )
+    cancel_rate: float = Field(0.05, ge=0, le=1)
+    return_rate: float = Field(0.04, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _mixes_are_distributions(self) -> "Effects":
+        for name in ("category_weights", "payment_mix", "discount_mix"):
+            mix = getattr(self, name)
+            if not mix or any(v < 0 for v in mix.values()) or abs(sum(mix.values()) - 1) > 1e-6:
+                raise ValueError(f"{name} must be non-negative shares summing to 1")
+        if self.cancel_rate + self.return_rate >= 1:
+            raise ValueError("cancel_rate + return_rate must be below 1")
+        return self
+
+
+class GenerateParams(Strict):
+    enabled: bool = Field(True, description="false when the input comes from --input")
+    seed: int = 42
+    start_date: dt.date = dt.date(2025, 1, 1)
+    days: int = Field(365, ge=1, description="days covered by the first batch")
+    customers: int = Field(20_000, ge=10)
+    products: int = Field(500, ge=10)
+    orders: int = Field(100_000, ge=10, description="orders in the first batch")
+    next_days: int = Field(1, ge=1, description="days covered by each later batch")
+    new_customers_per_day: int = Field(20, ge=0)
+    customer_change_rate: float = Field(0.002, ge=0, le=1, description="share of customers moving per batch")
+    price_change_rate: float = Field(0.02, ge=0, le=1, description="share of products repriced per batch")
+    status_change_rate: float = Field(0.3, ge=0, le=1, description="share of open orders advancing per batch")
+    defect_rate: float = Field(0.01, ge=0, le=0.1, description="share of rows given a defect, 0 for clean data")
+    chunk_orders: int = Field(200_000, ge=1000, description="orders generated per chunk (bounds memory)")
+    effects: Effects = Effects()
+
+
+class IngestParams(Strict):
+    input_path: str | None = Field(None, description="batch folder or folder of batch folders; default outputs/raw")
+    max_field_length: int = Field(10_000, ge=100, description="longer fields reject their line")
+    parallel: int = Field(2, ge=1, le=8, description="files loaded at once")
+
+
+class RunParams(Strict):
+    kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
+    cell_timeout_s: int = Field(3600, ge=10)
+
+
+class PipelineParams(Strict):
+    run: RunParams = RunParams()
+    generate: GenerateParams = GenerateParams()
+    ingest: IngestParams = IngestParams()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"cannot set {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``generate.orders=5000`` -> ("generate.orders", 5000)."""
+    if "=" not in text:
+        raise ParamsError(f"override must look like section.key=value: {text!r}")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ParamsError(f"override has no parameter name: {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"override {key} has a value that is not valid YAML: {raw!r}") from exc
+    return key.strip(), value
+
+
+def _describe_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown parameter")
+        else:
+            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid parameters in {source}:\n" + "\n".join(lines)
+
+
+def load_params(path: str | Path = config.DEFAULT_PARAMS_FILE, overrides: list[str] | None = None) -> PipelineParams:
+    """Read, override and validate a params file."""
+    path = config.resolve_path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ParamsError(f"params file {path} must be a mapping of sections")
+    for override in overrides or []:
+        _set_dotted(tree, *parse_override(override))
+    try:
+        return PipelineParams.model_validate(tree)
+    except ValidationError as exc:
+        raise ParamsError(_describe_errors(exc, path.name)) from None
+
+
+def dump_params(params: PipelineParams, path: Path) -> None:
+    """Write fully resolved parameters (defaults filled in) as YAML."""
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,1 @@
+"""The work of each pipeline stage; the notebooks call these functions."""
