@@ -44,3 +44,6 @@ def required_columns(table: str) -> list[str]:
 
 def key_column(table: str) -> str:
     return columns(table)[0]
+
+# A valid e-mail after trimming and lower-casing (PostgreSQL and Python regex syntax alike).
+EMAIL_PATTERN = r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"

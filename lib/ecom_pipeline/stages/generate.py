@@ -151,7 +151,7 @@ class World:
 def _daily_weights(days: np.ndarray, start_day: int, effects) -> np.ndarray:
     """Relative order volume per day: weekday/weekend, seasonal peak, growth trend."""
     dates = pd.to_datetime(days, unit="D")
-    weekend = np.where(dates.dayofweek >= 5, effects.weekend_uplift, 1.0)
+    weekend = np.where(dates.day_of_week >= 5, effects.weekend_uplift, 1.0)
     peak = np.where(np.isin(dates.month, effects.peak_months), effects.peak_uplift, 1.0)
     trend = 1.0 + effects.yearly_growth * (days - start_day) / 365.0
     return weekend * peak * trend
@@ -266,6 +266,17 @@ def _spoil_case(value: str, rng: np.random.Generator) -> str:
     return styles[int(rng.integers(0, len(styles)))]
 
 
+def _append_rows(table: pd.DataFrame, extra: list, name: str, key: str, d: Defects,
+                 offset: int = 0) -> pd.DataFrame:
+    """Append extra defective rows after ``table`` and list them; ``offset`` is the table's first row in its file."""
+    if not extra:
+        return table
+    start = offset + len(table)
+    for k, (defect, outcome, reasons, row) in enumerate(extra):
+        d.add(name, row[key], start + k, defect, outcome, reasons)
+    return pd.concat([table, pd.DataFrame([row for *_, row in extra], dtype=object)], ignore_index=True)
+
+
 def _inject_customer_defects(table: pd.DataFrame, real: int, d: Defects, next_number: int) -> tuple[pd.DataFrame, int]:
     """Customers: extra bad rows (never referenced by orders) and repairable real rows."""
     kinds = 6
@@ -306,16 +317,7 @@ def _inject_customer_defects(table: pd.DataFrame, real: int, d: Defects, next_nu
         table.at[i, "email"] = f" {email.upper()}"
         d.add("customers", table.at[i, "customer_id"], i, "whitespace_case", "repaired",
               expected={"state": state, "email": email})
-    return _append_extra(table, extra, "customers", "customer_id", d), next_number
-
-
-def _append_extra(table: pd.DataFrame, extra: list, name: str, key: str, d: Defects) -> pd.DataFrame:
-    if not extra:
-        return table
-    start = len(table)
-    for offset, (defect, outcome, reasons, row) in enumerate(extra):
-        d.add(name, row[key], start + offset, defect, outcome, reasons)
-    return pd.concat([table, pd.DataFrame([row for *_, row in extra])], ignore_index=True)
+    return _append_rows(table, extra, "customers", "customer_id", d), next_number
 
 
 def _inject_product_defects(table: pd.DataFrame, real: int, d: Defects, next_number: int) -> tuple[pd.DataFrame, int]:
@@ -349,7 +351,7 @@ def _inject_product_defects(table: pd.DataFrame, real: int, d: Defects, next_num
         table.at[i, "category"] = _spoil_case(category, d.rng)
         d.add("products", table.at[i, "product_id"], i, "whitespace_case", "repaired",
               expected={"category": category})
-    return _append_extra(table, extra, "products", "product_id", d), next_number
+    return _append_rows(table, extra, "products", "product_id", d), next_number
 
 
 def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registration_s: np.ndarray,
@@ -357,13 +359,12 @@ def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registratio
     """Orders and their items, one defect per order at most. Returns ids of orders to be quarantined."""
     n_orders = len(orders)
     n = d.count(n_orders, 8)
-    free = np.arange(n_orders)
+    free = np.ones(n_orders, dtype=bool)
     order_row, item_row = row_offset
 
     def take(k: int) -> np.ndarray:
-        nonlocal free
-        chosen = d.pick(free, k)
-        free = np.setdiff1d(free, chosen)
+        chosen = d.pick(np.flatnonzero(free), k)
+        free[chosen] = False
         return chosen
 
     quarantined: dict[int, str] = {}
@@ -439,15 +440,6 @@ def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registratio
     return orders, items, bad_orders
 
 
-def _append_rows(table: pd.DataFrame, extra: list, name: str, key: str, d: Defects, offset: int) -> pd.DataFrame:
-    if not extra:
-        return table
-    start = offset + len(table)
-    for k, (defect, outcome, reasons, row) in enumerate(extra):
-        d.add(name, row[key], start + k, defect, outcome, reasons)
-    return pd.concat([table, pd.DataFrame([row for *_, row in extra])], ignore_index=True)
-
-
 # -- the batch -----------------------------------------------------------------
 
 @dataclass
@@ -459,7 +451,7 @@ class BatchResult:
 
 
 def _customer_rows(c: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
+    return pd.DataFrame(dtype=object, data={
         "customer_id": c["customer_id"], "first_name": c["first_name"], "last_name": c["last_name"],
         "email": c["email"], "phone": c["phone"], "address": c["address"], "city": c["city"],
         "state": c["state"], "country": c["country"],
@@ -469,7 +461,7 @@ def _customer_rows(c: pd.DataFrame) -> pd.DataFrame:
 
 
 def _product_rows(p: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
+    return pd.DataFrame(dtype=object, data={
         "product_id": p["product_id"], "product_name": p["product_name"], "category": p["category"],
         "sub_category": p["sub_category"], "brand": p["brand"],
         "price": _fmt_money(p["price_cents"].to_numpy()).to_numpy(zero_copy_only=False),
@@ -479,10 +471,9 @@ def _product_rows(p: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _write_csv(frame: pd.DataFrame | pa.Table, writer: pacsv.CSVWriter | None, path: Path, table: str):
-    data = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
-        frame.astype(object).where(frame.notna(), None), preserve_index=False,
-        schema=pa.schema([(c, pa.string()) for c in contract.columns(table)]))
+def _write_csv(frame: pd.DataFrame, writer: pacsv.CSVWriter | None, path: Path, table: str):
+    data = pa.Table.from_pandas(frame, preserve_index=False,
+                                schema=pa.schema([(c, pa.string()) for c in contract.columns(table)]))
     if writer is None:
         writer = pacsv.CSVWriter(path, data.schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
     writer.write_table(data)
@@ -557,7 +548,7 @@ def _make_orders(rng: np.random.Generator, p: GenerateParams, world: World, cust
         rng.choice(len(effects.payment_mix), n, p=list(effects.payment_mix.values()))]
 
     order_ids = _fmt_ids("O", order_numbers, 8).to_numpy(zero_copy_only=False)
-    orders = pd.DataFrame({
+    orders = pd.DataFrame(dtype=object, data={
         "order_id": order_ids, "customer_id": cust["customer_id"].to_numpy(),
         "order_date": _fmt_ts(order_s).to_numpy(zero_copy_only=False), "status": status,
         "payment_method": method, "shipping_address": cust["address"].to_numpy(),
@@ -566,7 +557,7 @@ def _make_orders(rng: np.random.Generator, p: GenerateParams, world: World, cust
     })
     item_numbers = np.arange(world.next_ids["item"], world.next_ids["item"] + m)
     world.next_ids["item"] += m
-    items = pd.DataFrame({
+    items = pd.DataFrame(dtype=object, data={
         "order_item_id": _fmt_ids("OI", item_numbers, 9).to_numpy(zero_copy_only=False),
         "order_id": order_ids[owner],
         "product_id": products["product_id"].to_numpy()[product_idx],

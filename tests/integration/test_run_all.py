@@ -1,0 +1,159 @@
+"""run_all.py end to end: runs, records, failures, resume, locks and secrets."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO, run_pipeline, with_database
+from ecom_pipeline import db
+
+HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
+
+
+def _runs(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select run_id, status, stages from monitoring.pipeline_runs order by started_at").fetchall()
+
+
+def test_run_all_twice_records_both_runs(fresh_db, outputs):
+    first = run_pipeline("--params", "params/small.yaml")
+    assert first.returncode == 0, first.stderr
+    second = run_pipeline("--params", "params/small.yaml")
+    assert second.returncode == 0, second.stderr
+
+    runs = _runs(fresh_db)
+    assert [r[1] for r in runs] == ["success", "success"]
+    batches = sorted(p.name for p in (outputs / "raw").iterdir() if not p.name.startswith("_"))
+    assert batches == ["2025-03-01", "2025-03-02"]  # the second run is the next day's batch
+    summary = json.loads((outputs / "runs" / runs[1][0] / "run_summary.json").read_text())
+    assert summary["status"] == "success"
+    assert [s["stage"] for s in summary["stages"]] == ["generate", "ingest"]
+    ingest = summary["stages"][1]["row_counts"]
+    assert ingest["files_loaded"] == 4 and ingest["files_skipped"] == 4
+    with psycopg.connect(fresh_db) as conn:
+        stage_rows = conn.execute(
+            "select stage, status, duration_s > 0, row_counts <> '{}' from monitoring.stage_runs "
+            "where run_id = %s order by started_at", (runs[1][0],)).fetchall()
+    assert stage_rows == [("generate", "success", True, True), ("ingest", "success", True, True)]
+    for notebook in ("01_generate_data.ipynb", "02_ingest_raw.ipynb"):
+        assert (outputs / "runs" / runs[1][0] / notebook).exists()
+
+
+def test_run_all_refuses_unknown_parameter(outputs):
+    done = run_pipeline("--params", "params/small.yaml", "--set", "generate.oders=5")
+    assert done.returncode == 2
+    assert "generate.oders: unknown parameter" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_run_all_reports_unreachable_database(outputs):
+    done = run_pipeline("--params", "params/small.yaml",
+                        env={"DATABASE_URL": "postgresql://ops:topsecret@127.0.0.1:1/shop"})
+    assert done.returncode == 3
+    assert "cannot connect to the database postgresql://ops@127.0.0.1:1/shop" in done.stderr
+    assert "Traceback" not in done.stderr and "topsecret" not in done.stderr
+
+
+def test_run_all_exits_when_lock_is_held(migrated_db, outputs):
+    with db.pipeline_lock(migrated_db):
+        done = run_pipeline("--params", "params/small.yaml")
+    assert done.returncode == 3
+    assert "another pipeline run is already running" in done.stderr
+    assert not (outputs / "raw").exists()  # nothing was done
+
+
+def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path):
+    source = tmp_path / "export"
+    done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
+    assert done.returncode == 1
+    run_id = _runs(fresh_db)[0][0]
+    message = done.stderr
+    assert "stage:    ingest" in message
+    assert "IngestError: input path does not exist" in message
+    assert "cell" in message and "02_ingest_raw.ipynb" in message
+    assert f"python run_all.py --resume {run_id}" in message
+
+    shutil.copytree(HANDWRITTEN, source)
+    resumed = run_pipeline("--resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((outputs / "runs" / run_id / "run_summary.json").read_text())
+    assert [(s["stage"], s["status"]) for s in summary["stages"]] == [("generate", "success"),
+                                                                      ("ingest", "success")]
+    with psycopg.connect(fresh_db) as conn:
+        attempts = conn.execute("select stage, attempt, status from monitoring.stage_runs where run_id = %s "
+                                "order by stage, attempt", (run_id,)).fetchall()
+        assert conn.execute("select count(*) from staging.orders").fetchone()[0] == 3
+    assert attempts == [("generate", 1, "success"), ("ingest", 1, "failed"), ("ingest", 2, "success")]
+
+
+def test_only_and_from_select_stages(fresh_db, outputs):
+    done = run_pipeline("--params", "params/small.yaml", "--only", "generate")
+    assert done.returncode == 0, done.stderr
+    assert _runs(fresh_db)[0][2] == ["generate"]
+    done = run_pipeline("--params", "params/small.yaml", "--from", "ingest")
+    assert done.returncode == 0, done.stderr
+    assert _runs(fresh_db)[1][2] == ["ingest"]
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(distinct batch_id) from staging.orders").fetchone()[0] == 1
+
+
+def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
+    password = "Pw-never-printed-7f3a"
+    user = "pipeline_secret_user"
+    name = f"secret_{int(time.time() * 1000) % 10**9}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"drop role if exists {user}")
+        conn.execute(f"create role {user} login superuser password '{password}'")
+        conn.execute(f'create database "{name}" owner {user}')
+    base = with_database(server_url, name)
+    scheme, rest = base.split("://", 1)
+    rest = rest.split("@", 1)[1]
+    url = f"{scheme}://{user}:{password}@{rest}"
+    try:
+        done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        assert password not in done.stdout + done.stderr
+        for path in outputs.rglob("*"):
+            if path.is_file() and path.suffix in {".ipynb", ".json", ".yaml", ".html", ".log", ".csv"}:
+                assert password not in path.read_text(errors="replace"), path
+        with psycopg.connect(url) as conn:
+            stored = conn.execute("select params::text || coalesce(error, '') from monitoring.pipeline_runs"
+                                  ).fetchone()[0]
+        assert password not in stored
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(f"drop role if exists {user}")
+
+
+def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
+    proc = subprocess.Popen([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until a stage is running
+        try:
+            with psycopg.connect(fresh_db) as conn:
+                if conn.execute("select count(*) from monitoring.stage_runs where status = 'running'").fetchone()[0]:
+                    break
+        except psycopg.Error:
+            pass
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run never started a stage")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    done = run_pipeline("--params", "params/small.yaml")
+    assert done.returncode == 0, done.stderr
+    statuses = [r[1] for r in _runs(fresh_db)]
+    assert statuses == ["failed", "success"]  # the killed run is marked, not left "running"
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from staging.ingestion_log").fetchone()[0] >= 4
+        assert conn.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone()[0] == 0
