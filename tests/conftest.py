@@ -10,22 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
 from ecom_pipeline import config, db, migrations
 
 REPO = config.PROJ_ROOT
 SERVER_URL = os.environ.get("DATABASE_URL")
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -38,26 +30,12 @@ def server_url() -> str:
     return embedded.start()
 
 
-def _create_database(server_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    return with_database(server_url, name)
-
-
-def _drop_database(server_url: str, url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
 @pytest.fixture
 def fresh_db(server_url: str, monkeypatch: pytest.MonkeyPatch):
     """A new, empty database; DATABASE_URL points at it for the test."""
-    url = _create_database(server_url)
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield url
-    _drop_database(server_url, url)
+    with db.scratch_database(server_url) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
 
 
 @pytest.fixture

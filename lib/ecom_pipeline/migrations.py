@@ -99,3 +99,10 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
             applied_now.append(migration.version)
             log.info("applied migration %s", migration.path.name)
     return applied_now
+
+
+def ensure_migrated(url: str) -> str:
+    """Apply pending migrations (cheap when up to date); lets a notebook run standalone. Returns ``url``."""
+    with db.connection(url, autocommit=True) as conn:
+        apply_migrations(conn)
+    return url

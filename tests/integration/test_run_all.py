@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO, run_pipeline, with_database
+from conftest import REPO, run_pipeline
 from ecom_pipeline import db
 
 HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
@@ -112,7 +112,7 @@ def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
         conn.execute(f"drop role if exists {user}")
         conn.execute(f"create role {user} login superuser password '{password}'")
         conn.execute(f'create database "{name}" owner {user}')
-    base = with_database(server_url, name)
+    base = db.with_database(server_url, name)
     scheme, rest = base.split("://", 1)
     rest = rest.split("@", 1)[1]
     url = f"{scheme}://{user}:{password}@{rest}"

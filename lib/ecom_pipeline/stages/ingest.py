@@ -38,7 +38,7 @@ from typing import Any, Iterator
 import pandas as pd
 import psycopg
 
-from ecom_pipeline import config, contract, db, runs
+from ecom_pipeline import config, contract, db, migrations, runs
 from ecom_pipeline.params import IngestParams
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,8 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, max_field: int) -
     """Parse record by record; COPY the good ones, return (staged, rejected lines)."""
     rejects: list[tuple[int, str, str]] = []
     feed = _LineFeed(_physical_lines(source.path, rejects))
-    reader = csv.reader(feed, strict=True)
+    # Not strict: a quote inside a field is read the way PostgreSQL's COPY reads it, so both paths agree.
+    reader = csv.reader(feed)
     width = len(source.header)
     keep = [i for i, c in enumerate(source.header) if c in contract.TABLES[source.table]]
     staged = 0
@@ -247,7 +248,8 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, max_field: int) -
             elif any(len(f) > max_field for f in fields):
                 rejects.append((line, f"field_too_long: over {max_field} characters", raw))
             else:
-                copy.write_row([line, *(fields[i] for i in keep)])
+                # An empty field is NULL, as COPY reads an unquoted empty field.
+                copy.write_row([line, *(fields[i] or None for i in keep)])
                 staged += 1
     return staged, rejects
 
@@ -357,8 +359,9 @@ def ingest(source: Path, run_id: str, p: IngestParams, url: str | None = None) -
 def run_stage(p: IngestParams, run_id: str) -> pd.DataFrame:
     """The ingest stage: load what is pending and record the stage's row counts."""
     source = config.resolve_path(p.input_path) if p.input_path else config.raw_dir()
-    results = ingest(source, run_id, p)
+    results = ingest(source, run_id, p, migrations.ensure_migrated(db.database_url()))
     frame = pd.DataFrame([r.__dict__ for r in results], columns=list(FileResult.__dataclass_fields__))
+    frame = frame.drop(columns="duration_s")  # timings are in staging.ingestion_log
     loaded = frame[frame["status"] == "loaded"]
     runs.save_stage_result(run_id, "ingest", {
         "batches": int(frame["batch_id"].nunique()),
