@@ -37,6 +37,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("generate", "01_generate_data.ipynb", "synthetic store data"),
     Stage("ingest", "02_ingest_raw.ipynb", "raw CSV into staging"),
+    Stage("clean", "03_clean_production.ipynb", "staging into production, with quarantine"),
 )
 STAGE_NAMES = [s.name for s in STAGES]
 

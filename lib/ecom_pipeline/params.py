@@ -90,6 +90,12 @@ class IngestParams(Strict):
     parallel: int = Field(2, ge=1, le=8, description="files loaded at once")
 
 
+class CleanParams(Strict):
+    tolerance: float = Field(0.01, ge=0, description="allowed difference of line_total and total_amount")
+    future_tolerance_hours: int = Field(24, ge=0, description="order dates this far past now are still accepted")
+    bulk_rows: int = Field(50_000, ge=0, description="batches this large re-validate foreign keys in one pass")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -99,6 +105,7 @@ class PipelineParams(Strict):
     run: RunParams = RunParams()
     generate: GenerateParams = GenerateParams()
     ingest: IngestParams = IngestParams()
+    clean: CleanParams = CleanParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, run_pipeline
 from ecom_pipeline import db
+from ecom_pipeline.orchestrator import STAGE_NAMES, STAGES
 
 HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
 
@@ -34,16 +35,16 @@ def test_run_all_twice_records_both_runs(fresh_db, outputs):
     assert batches == ["2025-03-01", "2025-03-02"]  # the second run is the next day's batch
     summary = json.loads((outputs / "runs" / runs[1][0] / "run_summary.json").read_text())
     assert summary["status"] == "success"
-    assert [s["stage"] for s in summary["stages"]] == ["generate", "ingest"]
+    assert [s["stage"] for s in summary["stages"]] == STAGE_NAMES
     ingest = summary["stages"][1]["row_counts"]
     assert ingest["files_loaded"] == 4 and ingest["files_skipped"] == 4
     with psycopg.connect(fresh_db) as conn:
         stage_rows = conn.execute(
             "select stage, status, duration_s > 0, row_counts <> '{}' from monitoring.stage_runs "
             "where run_id = %s order by started_at", (runs[1][0],)).fetchall()
-    assert stage_rows == [("generate", "success", True, True), ("ingest", "success", True, True)]
-    for notebook in ("01_generate_data.ipynb", "02_ingest_raw.ipynb"):
-        assert (outputs / "runs" / runs[1][0] / notebook).exists()
+    assert stage_rows == [(name, "success", True, True) for name in STAGE_NAMES]
+    for stage in STAGES:
+        assert (outputs / "runs" / runs[1][0] / stage.notebook).exists()
 
 
 def test_run_all_refuses_unknown_parameter(outputs):
@@ -84,13 +85,13 @@ def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path
     resumed = run_pipeline("--resume", run_id)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((outputs / "runs" / run_id / "run_summary.json").read_text())
-    assert [(s["stage"], s["status"]) for s in summary["stages"]] == [("generate", "success"),
-                                                                      ("ingest", "success")]
+    assert [(s["stage"], s["status"]) for s in summary["stages"]] == [(name, "success") for name in STAGE_NAMES]
     with psycopg.connect(fresh_db) as conn:
         attempts = conn.execute("select stage, attempt, status from monitoring.stage_runs where run_id = %s "
                                 "order by stage, attempt", (run_id,)).fetchall()
         assert conn.execute("select count(*) from staging.orders").fetchone()[0] == 3
-    assert attempts == [("generate", 1, "success"), ("ingest", 1, "failed"), ("ingest", 2, "success")]
+    assert attempts == [("clean", 1, "success"), ("generate", 1, "success"), ("ingest", 1, "failed"),
+                        ("ingest", 2, "success")]
 
 
 def test_only_and_from_select_stages(fresh_db, outputs):
@@ -99,7 +100,7 @@ def test_only_and_from_select_stages(fresh_db, outputs):
     assert _runs(fresh_db)[0][2] == ["generate"]
     done = run_pipeline("--params", "params/small.yaml", "--from", "ingest")
     assert done.returncode == 0, done.stderr
-    assert _runs(fresh_db)[1][2] == ["ingest"]
+    assert _runs(fresh_db)[1][2] == STAGE_NAMES[1:]
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(distinct batch_id) from staging.orders").fetchone()[0] == 1
 

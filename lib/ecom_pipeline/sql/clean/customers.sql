@@ -1,0 +1,151 @@
+-- staging.customers of one batch -> production.customers, failures -> production.quarantine.
+-- Every staged row gets exactly one action: duplicate, quarantined, stale, insert, update or unchanged.
+create temp table clean_customers on commit drop as
+with source as (
+    select * from staging.customers where batch_id = :batch_id
+),
+
+collapsed as (
+    -- Exact duplicate lines collapse onto the first one.
+    select s.*, row_number() over (
+        partition by customer_id, first_name, last_name, email, phone, address, city, state, country,
+                     registration_date, updated_at
+        order by source_line) as copy_number
+    from source as s
+),
+
+squished as materialized (
+    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    select
+        c.source_line,
+        c.source_file,
+        c.copy_number,
+        nullif(regexp_replace(c.phone, '[^0-9+]', '', 'g'), '') as phone,
+        production.squish(c.customer_id) as customer_id,
+        production.squish(c.first_name) as first_name,
+        production.squish(c.last_name) as last_name,
+        production.squish(c.email) as email,
+        production.squish(c.address) as address,
+        production.squish(c.city) as city,
+        production.squish(c.state) as state,
+        production.squish(c.country) as country,
+        production.squish(c.registration_date) as registration_date,
+        production.squish(c.updated_at) as updated_at
+    from collapsed as c
+),
+
+normalised as (
+    select
+        s.source_line,
+        s.source_file,
+        s.copy_number,
+        s.customer_id,
+        production.recase(s.first_name) as first_name,
+        production.recase(s.last_name) as last_name,
+        lower(s.email) as email,
+        s.phone,
+        s.address,
+        production.recase(s.city) as city,
+        upper(s.state) as state,
+        upper(s.country) as country,
+        s.registration_date as registration_date_text,
+        s.updated_at as updated_at_text
+    from squished as s
+),
+
+typed as materialized (
+    select
+        n.*,
+        case when production.is_date(n.registration_date_text) then n.registration_date_text::date end
+            as registration_date,
+        case when production.is_timestamp(n.updated_at_text) then n.updated_at_text::timestamptz end as updated_at,
+        array_remove(array[
+            case when n.customer_id is null or n.first_name is null or n.last_name is null or n.email is null
+                      or n.registration_date_text is null or n.updated_at_text is null
+                 then 'MISSING_VALUE' end,
+            case when n.email !~ :email_pattern then 'INVALID_EMAIL' end,
+            case when not production.is_date(n.registration_date_text)
+                      or not production.is_timestamp(n.updated_at_text)
+                 then 'MALFORMED_DATE' end
+        ], null) as rule_failures
+    from normalised as n
+),
+
+emails as materialized (
+    -- A second customer id with an e-mail already taken (in production, or earlier in this batch).
+    select
+        t.*,
+        case
+            when t.copy_number = 1 and t.rule_failures = '{}' and (
+                exists (select 1 from production.customers as p
+                        where p.email = t.email and p.customer_id <> t.customer_id)
+                or t.customer_id <> first_value(t.customer_id) over (
+                    partition by case when t.copy_number = 1 and t.rule_failures = '{}' then t.email end
+                    order by t.source_line)
+            ) then t.rule_failures || 'DUPLICATE_EMAIL'::text
+            else t.rule_failures
+        end as reasons
+    from typed as t
+),
+
+ranked as (
+    select
+        e.*,
+        row_number() over (
+            partition by case when e.copy_number = 1 and e.reasons = '{}' then e.customer_id end
+            order by e.updated_at desc, e.source_line desc) as newest_first
+    from emails as e
+),
+
+final as (
+    select
+        r.*,
+        r.customer_id as natural_key,
+        case
+            when r.copy_number > 1 then 'duplicate'
+            when r.reasons <> '{}' then 'quarantined'
+            when r.newest_first > 1 then 'stale'
+            when p.customer_id is null then 'insert'
+            when r.updated_at > p.updated_at then 'update'
+            when (r.first_name, r.last_name, r.email, r.phone, r.address, r.city, r.state, r.country,
+                  r.registration_date, r.updated_at)
+                 is not distinct from
+                 (p.first_name, p.last_name, p.email, p.phone, p.address, p.city, p.state, p.country,
+                  p.registration_date, p.updated_at)
+                then 'unchanged'
+            else 'stale'
+        end as action
+    from ranked as r
+    left join production.customers as p on p.customer_id = r.customer_id
+)
+
+select * from final;
+
+insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
+                                   raw_values, run_id)
+select
+    :batch_id, 'customers', c.source_file, c.source_line, coalesce(c.natural_key, s.customer_id), c.reasons,
+    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
+from clean_customers as c
+join staging.customers as s on s.batch_id = :batch_id and s.source_line = c.source_line
+where c.action = 'quarantined';
+
+insert into production.customers as p (customer_id, first_name, last_name, email, phone, address, city, state,
+                                       country, registration_date, updated_at, batch_id)
+select customer_id, first_name, last_name, email, phone, address, city, state, country, registration_date,
+       updated_at, :batch_id
+from clean_customers
+where action in ('insert', 'update')
+on conflict (customer_id) do update set
+    first_name = excluded.first_name,
+    last_name = excluded.last_name,
+    email = excluded.email,
+    phone = excluded.phone,
+    address = excluded.address,
+    city = excluded.city,
+    state = excluded.state,
+    country = excluded.country,
+    registration_date = excluded.registration_date,
+    updated_at = excluded.updated_at,
+    changed_at = now(),
+    batch_id = excluded.batch_id;

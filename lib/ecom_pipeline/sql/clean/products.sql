@@ -1,0 +1,151 @@
+-- staging.products of one batch -> production.products, failures -> production.quarantine.
+create temp table clean_products on commit drop as
+with source as (
+    select * from staging.products where batch_id = :batch_id
+),
+
+collapsed as (
+    select s.*, row_number() over (
+        partition by product_id, product_name, category, sub_category, brand, price, cost, stock_quantity, updated_at
+        order by source_line) as copy_number
+    from source as s
+),
+
+squished as materialized (
+    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    select
+        c.source_line,
+        c.source_file,
+        c.copy_number,
+        production.squish(c.product_id) as product_id,
+        production.squish(c.product_name) as product_name,
+        production.squish(c.category) as category,
+        production.squish(c.sub_category) as sub_category,
+        production.squish(c.brand) as brand,
+        production.squish(c.price) as price,
+        production.squish(c.cost) as cost,
+        production.squish(c.stock_quantity) as stock_quantity,
+        production.squish(c.updated_at) as updated_at
+    from collapsed as c
+),
+
+normalised as (
+    select
+        s.source_line,
+        s.source_file,
+        s.copy_number,
+        s.product_id,
+        s.product_name,
+        s.category as category_text,
+        s.sub_category,
+        s.brand,
+        s.price as price_text,
+        s.cost as cost_text,
+        s.stock_quantity as stock_text,
+        s.updated_at as updated_at_text
+    from squished as s
+),
+
+typed as materialized (
+    select
+        n.*,
+        -- Known categories are matched whatever their case; others are kept as written.
+        coalesce(known.name, n.category_text) as category,
+        case when production.is_money(n.price_text) then n.price_text::numeric(12, 2) end as price,
+        case when production.is_money(n.cost_text) then n.cost_text::numeric(12, 2) end as cost,
+        case when production.is_integer(n.stock_text) then n.stock_text::integer end as stock_quantity,
+        case when production.is_timestamp(n.updated_at_text) then n.updated_at_text::timestamptz end as updated_at
+    from normalised as n
+    left join unnest(:categories::text[]) as known (name) on lower(known.name) = lower(n.category_text)
+),
+
+checked as materialized (
+    select
+        t.*,
+        array_remove(array[
+            case when t.product_id is null or t.product_name is null or t.category is null or t.price_text is null
+                      or t.cost_text is null or t.updated_at_text is null
+                 then 'MISSING_VALUE' end,
+            case when (t.price_text is not null and t.price is null) or (t.cost_text is not null and t.cost is null)
+                      or (t.stock_text is not null and t.stock_quantity is null)
+                 then 'MALFORMED_NUMBER' end,
+            case when t.updated_at_text is not null and t.updated_at is null then 'MALFORMED_DATE' end,
+            case when t.price <= 0 or t.cost < 0 or t.stock_quantity < 0 then 'NEGATIVE_AMOUNT' end,
+            case when t.cost > t.price and t.price > 0 then 'COST_ABOVE_PRICE' end
+        ], null) as reasons
+    from typed as t
+),
+
+ranked as (
+    select
+        c.*,
+        row_number() over (
+            partition by case when c.copy_number = 1 and c.reasons = '{}' then c.product_id end
+            order by c.updated_at desc, c.source_line desc) as newest_first
+    from checked as c
+),
+
+final as (
+    select
+        r.*,
+        r.product_id as natural_key,
+        case
+            when r.copy_number > 1 then 'duplicate'
+            when r.reasons <> '{}' then 'quarantined'
+            when r.newest_first > 1 then 'stale'
+            when p.product_id is null then 'insert'
+            when r.updated_at > p.updated_at then 'update'
+            when (r.product_name, r.category, r.sub_category, r.brand, r.price, r.cost, r.stock_quantity, r.updated_at)
+                 is not distinct from
+                 (p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.stock_quantity, p.updated_at)
+                then 'unchanged'
+            else 'stale'
+        end as action
+    from ranked as r
+    left join production.products as p on p.product_id = r.product_id
+)
+
+select * from final;
+
+insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
+                                   raw_values, run_id)
+select
+    :batch_id, 'products', c.source_file, c.source_line, coalesce(c.natural_key, s.product_id), c.reasons,
+    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
+from clean_products as c
+join staging.products as s on s.batch_id = :batch_id and s.source_line = c.source_line
+where c.action = 'quarantined';
+
+insert into production.products as p (product_id, product_name, category, sub_category, brand, price, cost,
+                                      stock_quantity, profit_margin, price_band, updated_at, batch_id)
+select product_id, product_name, category, sub_category, brand, price, cost, stock_quantity,
+       round((price - cost) / price, 4), 'mid', updated_at, :batch_id
+from clean_products
+where action in ('insert', 'update')
+on conflict (product_id) do update set
+    product_name = excluded.product_name,
+    category = excluded.category,
+    sub_category = excluded.sub_category,
+    brand = excluded.brand,
+    price = excluded.price,
+    cost = excluded.cost,
+    stock_quantity = excluded.stock_quantity,
+    profit_margin = excluded.profit_margin,
+    updated_at = excluded.updated_at,
+    changed_at = now(),
+    batch_id = excluded.batch_id;
+
+-- Price band from the price distribution of the product's category (thirds), for the rows this batch wrote.
+with bounds as (
+    select
+        category,
+        percentile_cont(1.0 / 3) within group (order by price) as low,
+        percentile_cont(2.0 / 3) within group (order by price) as high
+    from production.products
+    group by category
+)
+
+update production.products as p
+set price_band = case when p.price <= b.low then 'budget' when p.price <= b.high then 'mid' else 'premium' end
+from bounds as b, clean_products as c
+where b.category = p.category and c.product_id = p.product_id and c.action in ('insert', 'update');

@@ -1,0 +1,156 @@
+"""Staging to production in set-based SQL, with a quarantine that explains every rejected row.
+
+Batches are cleaned one at a time, in batch order, each in one transaction
+covering all four tables (parents first, so references see this batch's
+customers and products). For each table, ``sql/clean/<table>.sql`` builds a
+temporary table giving every staged row exactly one action:
+
+======================  ==========================================================
+``duplicate``           an exact copy of an earlier line of the batch (collapsed)
+``quarantined``         failed a rule; kept in ``production.quarantine`` with reasons
+``stale``               older than (or as old as, but different from) what production
+                        has, or superseded by a newer row of the same key in the batch
+``insert`` / ``update`` written to production
+``unchanged``           production already holds exactly this
+======================  ==========================================================
+
+The counts are reconciled against the staged rows and stored in
+``production.clean_log`` (a CHECK constraint enforces the sum). A batch whose
+staging has not changed since it was cleaned is not cleaned again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from ecom_pipeline import catalogue, contract, db, migrations, runs
+from ecom_pipeline.params import CleanParams
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {"insert": "inserted", "update": "updated", "unchanged": "unchanged", "stale": "stale",
+           "duplicate": "duplicates", "quarantined": "quarantined"}
+COUNT_COLUMNS = ["staged", *ACTIONS.values()]
+
+# Reason codes a quarantined row can carry (docs/csv_contract.md describes each).
+REASON_CODES = (
+    "MISSING_VALUE", "MALFORMED_DATE", "MALFORMED_NUMBER", "INVALID_EMAIL", "DUPLICATE_EMAIL", "NEGATIVE_AMOUNT",
+    "COST_ABOVE_PRICE", "INVALID_STATUS", "INVALID_PAYMENT_METHOD", "FUTURE_DATE", "ORPHAN_CUSTOMER",
+    "BEFORE_REGISTRATION", "TOTAL_MISMATCH", "INVALID_QUANTITY", "INVALID_DISCOUNT", "LINE_TOTAL_MISMATCH",
+    "ORDER_QUARANTINED", "ORPHAN_ORDER", "ORPHAN_PRODUCT", "ITEM_CHANGED",
+)
+
+
+class CleanError(RuntimeError):
+    """The clean stage could not account for every staged row."""
+
+
+PENDING_BATCHES = """
+select b.batch_id
+from staging.batches as b
+left join (select batch_id, min(cleaned_at) as cleaned_at from production.clean_log group by batch_id) as c
+    on c.batch_id = b.batch_id
+where b.status = 'loaded'
+  and (c.cleaned_at is null
+       or c.cleaned_at < (select max(i.started_at) from staging.ingestion_log as i where i.batch_id = b.batch_id))
+order by b.batch_id
+"""
+
+
+def pending_batches(conn: psycopg.Connection) -> list[str]:
+    """Loaded batches not cleaned yet, or re-staged since they were cleaned, in batch order."""
+    return [row[0] for row in conn.execute(PENDING_BATCHES)]
+
+
+def _staged_rows(conn: psycopg.Connection, batch_id: str) -> int:
+    return conn.execute("select coalesce(sum(rows_staged), 0) from staging.ingestion_log where batch_id = %s",
+                        (batch_id,)).fetchone()[0]
+
+
+def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanParams) -> dict[str, dict[str, int]]:
+    """Clean one batch in one transaction; return the reconciled counts per table."""
+    params: dict[str, Any] = {
+        "batch_id": batch_id, "run_id": run_id, "email_pattern": contract.EMAIL_PATTERN,
+        "categories": list(catalogue.CATEGORIES), "statuses": list(catalogue.ORDER_STATUSES),
+        "payment_methods": list(catalogue.PAYMENT_METHODS), "tolerance": p.tolerance,
+        "future_tolerance_hours": p.future_tolerance_hours,
+    }
+    counts: dict[str, dict[str, int]] = {}
+    with conn.transaction():
+        # Offset-less timestamps in the files are read as UTC.
+        conn.execute("set local timezone to 'UTC'")
+        conn.execute("delete from production.quarantine where batch_id = %s", (batch_id,))
+        bulk = _staged_rows(conn, batch_id) >= p.bulk_rows
+        if bulk:
+            db.run_sql_file(conn, "clean/drop_foreign_keys.sql")
+        for table in contract.TABLE_ORDER:
+            # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
+            conn.execute(f"analyze staging.{table}")
+            started = time.perf_counter()
+            db.run_sql_file(conn, f"clean/{table}.sql", params)
+            conn.execute(f"analyze production.{table}")
+            log.debug("batch %s, %s: %.2fs", batch_id, table, time.perf_counter() - started)
+            by_action = dict(conn.execute(f"select action, count(*) from clean_{table} group by action").fetchall())
+            staged = conn.execute(f"select count(*) from staging.{table} where batch_id = %s",
+                                  (batch_id,)).fetchone()[0]
+            row = {"staged": staged, **{name: by_action.pop(action, 0) for action, name in ACTIONS.items()}}
+            if by_action or staged != sum(row[name] for name in ACTIONS.values()):
+                raise CleanError(f"batch {batch_id}, {table}: {staged} rows staged but counted {row} {by_action}")
+            conn.execute(
+                """
+                insert into production.clean_log (batch_id, table_name, staged, inserted, updated, unchanged, stale,
+                                                  duplicates, quarantined, run_id)
+                values (%(batch_id)s, %(table)s, %(staged)s, %(inserted)s, %(updated)s, %(unchanged)s, %(stale)s,
+                        %(duplicates)s, %(quarantined)s, %(run_id)s)
+                on conflict (batch_id, table_name) do update set
+                    staged = excluded.staged, inserted = excluded.inserted, updated = excluded.updated,
+                    unchanged = excluded.unchanged, stale = excluded.stale, duplicates = excluded.duplicates,
+                    quarantined = excluded.quarantined, run_id = excluded.run_id, cleaned_at = now()
+                """,
+                {"batch_id": batch_id, "table": table, "run_id": run_id, **row},
+            )
+            counts[table] = row
+        if bulk:
+            db.run_sql_file(conn, "clean/add_foreign_keys.sql")
+    log.info("cleaned batch %s: %s", batch_id, {t: c["quarantined"] for t, c in counts.items()})
+    return counts
+
+
+def clean(url: str, run_id: str, p: CleanParams) -> pd.DataFrame:
+    """Clean every pending batch; one row of counts per batch and table."""
+    rows = []
+    with db.connection(url, autocommit=True, application="ecom_pipeline clean") as conn:
+        # Room for a large batch's working tables in memory (must be set before the first temp table).
+        conn.execute("set temp_buffers to '256MB'")
+        conn.execute("set work_mem to '256MB'")
+        for batch_id in pending_batches(conn):
+            for table, counts in clean_batch(conn, batch_id, run_id, p).items():
+                rows.append({"batch_id": batch_id, "table": table, **counts})
+    return pd.DataFrame(rows, columns=["batch_id", "table", *COUNT_COLUMNS])
+
+
+def run_stage(p: CleanParams, run_id: str) -> pd.DataFrame:
+    """The clean stage: clean what is pending and record the stage's row counts."""
+    frame = clean(migrations.ensure_migrated(db.database_url()), run_id, p)
+    totals = frame[COUNT_COLUMNS].sum()
+    runs.save_stage_result(run_id, "clean", {"batches": int(frame["batch_id"].nunique()),
+                                             **{k: int(v) for k, v in totals.items()}})
+    return frame
+
+
+def quarantine_summary(run_id: str) -> pd.DataFrame:
+    """Quarantined rows of this run by table and reason."""
+    with db.connection() as conn:
+        rows = db.query(conn, """
+            select source_table as table, reason, count(*) as rows
+            from production.quarantine, unnest(reasons) as reason
+            where run_id = :run_id
+            group by source_table, reason
+            order by source_table, reason
+        """, {"run_id": run_id})
+    return pd.DataFrame(rows, columns=["table", "reason", "rows"])
