@@ -38,6 +38,7 @@ def make_golden() -> list[Path]:
             for cell in nb.cells:
                 if "injected-parameters" in cell.metadata.get("tags", []):
                     cell.source = INJECTED
+                    cell.id = "injected-parameters"  # papermill gives it a random id
             nb.metadata.pop("papermill", None)
             for cell in nb.cells:
                 cell.metadata.pop("papermill", None)

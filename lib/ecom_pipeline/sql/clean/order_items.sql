@@ -75,7 +75,10 @@ checked as materialized (
                  then 'ORDER_QUARANTINED' end,
             case when t.order_id is not null and o.order_id is null and qo.natural_key is null
                  then 'ORPHAN_ORDER' end,
-            case when t.product_id is not null and p.product_id is null then 'ORPHAN_PRODUCT' end
+            case when t.product_id is not null and p.product_id is null and qp.natural_key is not null
+                 then 'PRODUCT_QUARANTINED' end,
+            case when t.product_id is not null and p.product_id is null and qp.natural_key is null
+                 then 'ORPHAN_PRODUCT' end
         ], null) as reasons
     from typed as t
     left join production.orders as o on o.order_id = t.order_id
@@ -85,6 +88,11 @@ checked as materialized (
         where q.source_table = 'orders' and q.natural_key = t.order_id
         limit 1
     ) as qo on o.order_id is null
+    left join lateral (
+        select q.natural_key from production.quarantine as q
+        where q.source_table = 'products' and q.natural_key = t.product_id
+        limit 1
+    ) as qp on p.product_id is null
 ),
 
 final as (

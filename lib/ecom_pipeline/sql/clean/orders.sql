@@ -93,13 +93,21 @@ checked as materialized (
             case when t.payment_method <> all (:payment_methods::text[]) then 'INVALID_PAYMENT_METHOD' end,
             case when t.total_amount < 0 then 'NEGATIVE_AMOUNT' end,
             case when t.order_date > now() + make_interval(hours => :future_tolerance_hours) then 'FUTURE_DATE' end,
-            case when t.customer_id is not null and cust.customer_id is null then 'ORPHAN_CUSTOMER' end,
+            case when t.customer_id is not null and cust.customer_id is null and qc.natural_key is not null
+                 then 'CUSTOMER_QUARANTINED' end,
+            case when t.customer_id is not null and cust.customer_id is null and qc.natural_key is null
+                 then 'ORPHAN_CUSTOMER' end,
             case when t.order_date < cust.registration_date then 'BEFORE_REGISTRATION' end,
             case when abs(t.total_amount - bl.lines_total) > :tolerance then 'TOTAL_MISMATCH' end
         ], null) as reasons
     from typed as t
     left join production.customers as cust on cust.customer_id = t.customer_id
     left join batch_lines as bl on bl.order_id = t.order_id
+    left join lateral (
+        select q.natural_key from production.quarantine as q
+        where q.source_table = 'customers' and q.natural_key = t.customer_id
+        limit 1
+    ) as qc on cust.customer_id is null
 ),
 
 ranked as (

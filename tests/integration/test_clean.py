@@ -1,0 +1,255 @@
+"""Clean: every rule, every repair, exact manifest outcomes, idempotency and incremental upserts."""
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO
+from ecom_pipeline import contract
+from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams
+from ecom_pipeline.stages import clean, generate, ingest
+
+HANDWRITTEN = REPO / "tests" / "data" / "handwritten" / "2025-03-01"
+PARAMS = CleanParams()
+
+
+def _stage_and_clean(url: str, source: Path, run_id: str = "r1", p: CleanParams = PARAMS):
+    ingest.ingest(source, run_id, IngestParams(), url)
+    return clean.clean(url, run_id, p)
+
+
+def _rows(url: str, sql: str, *args) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def _quarantine(url: str) -> dict[tuple[str, str], list[str]]:
+    return {(t, k): sorted(r) for t, k, r in _rows(
+        url, "select source_table, natural_key, reasons from production.quarantine")}
+
+
+def _snapshot(url: str) -> dict[str, list[tuple]]:
+    tables = [f"production.{t}" for t in contract.TABLE_ORDER]
+    out = {t: _rows(url, f"select * from {t} order by 1") for t in tables}
+    out["quarantine"] = _rows(url, "select batch_id, source_table, source_line, natural_key, reasons, raw_values "
+                                   "from production.quarantine order by 1, 2, 3")
+    return out
+
+
+@pytest.fixture
+def batch(tmp_path) -> Path:
+    folder = tmp_path / "in" / "2025-03-01"
+    shutil.copytree(HANDWRITTEN, folder)
+    return folder
+
+
+def _edit(folder: Path, table: str, key: str, **values: str) -> None:
+    """Change columns of the row whose first column is ``key`` (or append it as a new row)."""
+    path = folder / contract.file_name(table)
+    reader = csv.DictReader(io.StringIO(path.read_text()))
+    rows = list(reader)
+    found = [r for r in rows if r[contract.key_column(table)] == key]
+    if found:
+        found[0].update(values)
+    else:  # a copy of the first row (or an empty one) under the new key
+        template = rows[0] if rows else dict.fromkeys(reader.fieldnames, "")
+        rows.append({**template, contract.key_column(table): key, **values})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue())
+
+
+def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
+    counts = _stage_and_clean(migrated_db, batch.parent)
+    assert counts.set_index("table")["inserted"].to_dict() == {
+        "customers": 3, "products": 2, "orders": 3, "order_items": 3}
+    assert counts[["quarantined", "duplicates", "stale", "updated"]].to_numpy().sum() == 0
+    assert _rows(migrated_db, "select first_name, address from production.customers where customer_id = 'CUST-2'"
+                 ) == [("Jürgen", "7 Elm Rd")]
+    assert _rows(migrated_db, "select order_date::text, total_amount::text from production.orders "
+                              "where order_id = 'ORD-3'") == [("2025-03-01 08:00:00+00", "80.91")]
+
+
+@pytest.mark.parametrize("table, key, values, reasons", [
+    ("customers", "CUST-1", {"email": "ana.souza(at)example.com"}, ["INVALID_EMAIL"]),
+    ("customers", "CUST-1", {"email": "ana@.example.com"}, ["INVALID_EMAIL"]),
+    ("customers", "CUST-1", {"registration_date": "2024-02-30"}, ["MALFORMED_DATE"]),
+    ("customers", "CUST-1", {"updated_at": "2024-11-02T25:00:00"}, ["MALFORMED_DATE"]),
+    ("customers", "CUST-1", {"first_name": "   "}, ["MISSING_VALUE"]),
+    ("customers", "CUST-9", {"email": " Chloe@Example.COM "}, ["DUPLICATE_EMAIL"]),
+    ("products", "SKU-A", {"price": "89,90"}, ["MALFORMED_NUMBER"]),
+    ("products", "SKU-A", {"cost": "95.00"}, ["COST_ABOVE_PRICE"]),
+    ("products", "SKU-A", {"price": "0", "cost": "0"}, ["NEGATIVE_AMOUNT"]),
+    ("products", "SKU-A", {"stock_quantity": "many"}, ["MALFORMED_NUMBER"]),
+    ("orders", "ORD-1", {"status": "lost"}, ["INVALID_STATUS"]),
+    ("orders", "ORD-1", {"payment_method": "bitcoin"}, ["INVALID_PAYMENT_METHOD"]),
+    ("orders", "ORD-1", {"customer_id": "CUST-404"}, ["ORPHAN_CUSTOMER"]),
+    ("orders", "ORD-1", {"order_date": "2099-01-01T00:00:00"}, ["FUTURE_DATE"]),
+    ("orders", "ORD-3", {"order_date": "2025-01-02T00:00:00"}, ["BEFORE_REGISTRATION"]),
+    ("orders", "ORD-1", {"total_amount": "170.00"}, ["TOTAL_MISMATCH"]),
+    ("orders", "ORD-1", {"order_date": "27/02/2025"}, ["MALFORMED_DATE"]),
+    ("orders", "ORD-1", {"total_amount": "-179.80"}, ["NEGATIVE_AMOUNT", "TOTAL_MISMATCH"]),
+    ("order_items", "ITEM-1", {"quantity": "0"}, ["INVALID_QUANTITY", "LINE_TOTAL_MISMATCH"]),
+    ("order_items", "ITEM-3", {"discount_percentage": "150"}, ["INVALID_DISCOUNT", "LINE_TOTAL_MISMATCH"]),
+    ("order_items", "ITEM-1", {"product_id": "SKU-X"}, ["ORPHAN_PRODUCT"]),
+    ("order_items", "ITEM-9", {"order_id": "ORD-X"}, ["ORPHAN_ORDER"]),
+    ("order_items", "ITEM-2", {"unit_price": "1O9.00"}, ["MALFORMED_NUMBER"]),
+])
+def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key, values, reasons):
+    _edit(batch, table, key, **values)
+    counts = _stage_and_clean(migrated_db, batch.parent).set_index("table")
+    quarantine = _quarantine(migrated_db)
+    assert quarantine[(table, key)] == reasons
+    # Only that row (and for an order, its lines) is quarantined; all others arrive.
+    others = {k: v for k, v in quarantine.items() if k != (table, key)}
+    cascades = {"ORDER_QUARANTINED", "CUSTOMER_QUARANTINED", "PRODUCT_QUARANTINED"}
+    assert all(set(v) <= cascades for v in others.values()), others
+    staged = counts["staged"].sum()
+    assert counts[["inserted", "quarantined"]].to_numpy().sum() == staged
+
+
+def test_clean_repairs_case_and_white_space(migrated_db, batch):
+    _edit(batch, "customers", "CUST-1", first_name=" ANA ", email=" Ana.Souza@EXAMPLE.com", state=" il",
+          city="springfield")
+    _edit(batch, "products", "SKU-A", category="  sports &  OUTDOORS ")
+    _edit(batch, "orders", "ORD-1", status=" Delivered ", payment_method="Credit Card")
+    _edit(batch, "orders", "ORD-2", payment_method="\tNET-BANKING")
+    _stage_and_clean(migrated_db, batch.parent)
+    assert _quarantine(migrated_db) == {}
+    assert _rows(migrated_db, "select first_name, email, state, city from production.customers "
+                              "where customer_id = 'CUST-1'") == [("Ana", "ana.souza@example.com", "IL", "Springfield")]
+    assert _rows(migrated_db, "select category from production.products where product_id = 'SKU-A'") == [
+        ("Sports & Outdoors",)]
+    assert _rows(migrated_db, "select order_id, status, payment_method from production.orders order by 1")[:2] == [
+        ("ORD-1", "delivered", "credit_card"), ("ORD-2", "shipped", "net_banking")]
+
+
+def test_clean_row_with_several_problems_lists_them_all(migrated_db, batch):
+    _edit(batch, "customers", "CUST-7", last_name="", email="nobody", registration_date="2025-13-01")
+    _stage_and_clean(migrated_db, batch.parent)
+    assert _quarantine(migrated_db)[("customers", "CUST-7")] == ["INVALID_EMAIL", "MALFORMED_DATE", "MISSING_VALUE"]
+    raw = _rows(migrated_db, "select raw_values, source_line from production.quarantine")[0]
+    assert raw[0]["email"] == "nobody" and raw[1] == 5
+
+
+def test_clean_quarantined_order_takes_its_lines_and_not_the_reverse(migrated_db, batch):
+    _edit(batch, "orders", "ORD-2", customer_id="CUST-404")
+    _edit(batch, "order_items", "ITEM-1", product_id="SKU-X")
+    _stage_and_clean(migrated_db, batch.parent)
+    assert _quarantine(migrated_db) == {("orders", "ORD-2"): ["ORPHAN_CUSTOMER"],
+                                        ("order_items", "ITEM-2"): ["ORDER_QUARANTINED"],
+                                        ("order_items", "ITEM-1"): ["ORPHAN_PRODUCT"]}
+    # ORD-1 stays although its line was quarantined (docs/csv_contract.md).
+    assert _rows(migrated_db, "select order_id from production.orders order by 1") == [("ORD-1",), ("ORD-3",)]
+
+
+def test_clean_exact_duplicates_collapse_and_are_counted(migrated_db, batch):
+    items = batch / "order_items.csv"
+    items.write_text(items.read_text() + items.read_text().splitlines()[1] + "\n")
+    counts = _stage_and_clean(migrated_db, batch.parent).set_index("table")
+    assert counts.loc["order_items", ["staged", "inserted", "duplicates"]].tolist() == [4, 3, 1]
+    assert _quarantine(migrated_db) == {}
+
+
+def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_path):
+    params = GenerateParams(orders=3000, customers=600, products=80, days=90, seed=11)
+    folder = generate.generate_next_batch(params, tmp_path / "raw").path
+    counts = _stage_and_clean(migrated_db, folder.parent).set_index("table")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    expected = {(d["table"], d["key"]): sorted(d["reasons"]) for d in manifest["defects"]
+                if d["outcome"] == "quarantined"}
+    assert _quarantine(migrated_db) == expected  # exactly these rows, with exactly these reasons
+    for table in contract.TABLE_ORDER:
+        collapsed = sum(1 for d in manifest["defects"] if d["table"] == table and d["outcome"] == "collapsed")
+        assert counts.loc[table, "duplicates"] == collapsed
+    for defect in (d for d in manifest["defects"] if d["outcome"] == "repaired"):
+        table, key = defect["table"], defect["key"]
+        columns = ", ".join(defect["expected"])
+        got = _rows(migrated_db, f"select {columns} from production.{table} where {contract.key_column(table)} = %s",
+                    key)
+        assert got == [tuple(defect["expected"].values())], defect
+    # Every clean row arrived.
+    assert counts["staged"].sum() == (counts["inserted"] + counts["duplicates"] + counts["quarantined"]).sum()
+
+
+def test_clean_twice_changes_nothing(migrated_db, tmp_path):
+    params = GenerateParams(orders=500, customers=150, products=30, days=20)
+    folder = generate.generate_next_batch(params, tmp_path / "raw").path
+    _stage_and_clean(migrated_db, folder.parent)
+    before = _snapshot(migrated_db)
+    assert clean.clean(migrated_db, "r2", PARAMS).empty  # nothing pending
+    # Re-staging the same batch and cleaning it again changes nothing either.
+    with psycopg.connect(migrated_db) as conn:
+        conn.execute("delete from staging.ingestion_log")
+    counts = _stage_and_clean(migrated_db, folder.parent, run_id="r3").set_index("table")
+    assert counts["inserted"].sum() == counts["updated"].sum() == 0
+    after = _snapshot(migrated_db)
+    assert after == before
+
+
+def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
+    _stage_and_clean(migrated_db, batch.parent)
+    day2 = batch.parent / "2025-03-02"
+    day2.mkdir()
+    for table in contract.TABLE_ORDER:  # header-only files
+        (day2 / contract.file_name(table)).write_text((batch / contract.file_name(table)).read_text().splitlines()[0]
+                                                     + "\n")
+    _edit(day2, "customers", "CUST-2", first_name="Jürgen", last_name="Müller", email="jurgen.m@example.com",
+          city="Salem", state="OR", registration_date="2024-12-15", updated_at="2025-03-02T07:00:00", country="US")
+    _edit(day2, "orders", "ORD-2", customer_id="CUST-2", order_date="2025-02-28T19:45:10", status="delivered",
+          payment_method="upi", total_amount="149.00", updated_at="2025-03-02T10:00:00", shipping_address="7 Elm Rd")
+    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r2").set_index("table")
+    assert counts.loc["customers", "updated"] == 1 and counts.loc["orders", "updated"] == 1
+    assert _rows(migrated_db, "select city, batch_id from production.customers where customer_id = 'CUST-2'") == [
+        ("Salem", "2025-03-02")]
+
+    day3 = batch.parent / "2025-03-03"
+    shutil.copytree(day2, day3)
+    # A late, older status row must not win; an identical repeat changes nothing.
+    _edit(day3, "orders", "ORD-2", status="processing", updated_at="2025-03-01T12:00:00")
+    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r3").set_index("table")
+    assert counts.loc["orders", "stale"] == 1
+    assert counts.loc["customers", "unchanged"] == 1
+    assert _rows(migrated_db, "select status from production.orders where order_id = 'ORD-2'") == [("delivered",)]
+    log = _rows(migrated_db, "select batch_id, table_name, staged, inserted + updated + unchanged + stale + "
+                             "duplicates + quarantined from production.clean_log order by 1, 2")
+    assert all(row[2] == row[3] for row in log) and len(log) == 12
+
+
+def test_clean_changed_order_line_is_quarantined(migrated_db, batch):
+    _stage_and_clean(migrated_db, batch.parent)
+    day2 = batch.parent / "2025-03-02"
+    shutil.copytree(batch, day2)
+    _edit(day2, "order_items", "ITEM-1", quantity="3", line_total="269.70")
+    _stage_and_clean(migrated_db, batch.parent, run_id="r2")
+    assert _quarantine(migrated_db)[("order_items", "ITEM-1")] == ["ITEM_CHANGED"]
+
+
+def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypatch):
+    ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
+    real = clean.db.run_sql_file
+
+    def failing(conn, name, params=None):
+        if name == "clean/order_items.sql":
+            raise RuntimeError("database went away")
+        return real(conn, name, params)
+
+    monkeypatch.setattr(clean.db, "run_sql_file", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        clean.clean(migrated_db, "r1", PARAMS)
+    for table in ("customers", "products", "orders", "quarantine", "clean_log"):
+        assert _rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
+    monkeypatch.setattr(clean.db, "run_sql_file", real)
+    assert clean.clean(migrated_db, "r2", PARAMS)["inserted"].sum() == 11
+
+
+def test_clean_log_refuses_counts_that_do_not_add_up(migrated_db):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _rows(migrated_db, "insert into production.clean_log values ('b', 'orders', 10, 5, 0, 0, 0, 0, 4, 'r', now())")
