@@ -38,6 +38,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("generate", "01_generate_data.ipynb", "synthetic store data"),
     Stage("ingest", "02_ingest_raw.ipynb", "raw CSV into staging"),
     Stage("clean", "03_clean_production.ipynb", "staging into production, with quarantine"),
+    Stage("warehouse", "04_build_warehouse.ipynb", "star schema with SCD2 dimensions and aggregates"),
 )
 STAGE_NAMES = [s.name for s in STAGES]
 

@@ -96,6 +96,11 @@ class CleanParams(Strict):
     bulk_rows: int = Field(50_000, ge=0, description="batches this large re-validate foreign keys in one pass")
 
 
+class WarehouseParams(Strict):
+    holiday_country: str = Field("US", min_length=2, description="public holidays in dim_date (ISO country code)")
+    date_horizon_days: int = Field(365, ge=0, description="days dim_date reaches past the newest order")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -106,6 +111,7 @@ class PipelineParams(Strict):
     generate: GenerateParams = GenerateParams()
     ingest: IngestParams = IngestParams()
     clean: CleanParams = CleanParams()
+    warehouse: WarehouseParams = WarehouseParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -90,8 +90,9 @@ def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path
         attempts = conn.execute("select stage, attempt, status from monitoring.stage_runs where run_id = %s "
                                 "order by stage, attempt", (run_id,)).fetchall()
         assert conn.execute("select count(*) from staging.orders").fetchone()[0] == 3
-    assert attempts == [("clean", 1, "success"), ("generate", 1, "success"), ("ingest", 1, "failed"),
-                        ("ingest", 2, "success")]
+    # Stages before the failure ran once; the failed stage twice; the ones after it once, on resume.
+    expected = [(name, 1, "success") for name in STAGE_NAMES if name != "ingest"]
+    assert sorted(attempts) == sorted(expected + [("ingest", 1, "failed"), ("ingest", 2, "success")])
 
 
 def test_only_and_from_select_stages(fresh_db, outputs):
@@ -157,4 +158,5 @@ def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
     assert statuses == ["failed", "success"]  # the killed run is marked, not left "running"
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from staging.ingestion_log").fetchone()[0] >= 4
-        assert conn.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone()[0] == 0
+        assert conn.execute("select count(*) from pg_locks where locktype = 'advisory' and database = "
+                            "(select oid from pg_database where datname = current_database())").fetchone()[0] == 0

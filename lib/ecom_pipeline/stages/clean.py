@@ -85,7 +85,8 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
     with conn.transaction():
         # Offset-less timestamps in the files are read as UTC.
         conn.execute("set local timezone to 'UTC'")
-        conn.execute("delete from production.quarantine where batch_id = %s", (batch_id,))
+        for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
+            conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
         bulk = _staged_rows(conn, batch_id) >= p.bulk_rows
         if bulk:
             db.run_sql_file(conn, "clean/drop_foreign_keys.sql")

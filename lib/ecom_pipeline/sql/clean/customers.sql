@@ -15,18 +15,18 @@ collapsed as (
 ),
 
 squished as materialized (
-    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    -- White space trimmed once (and collapsed in free text), so later expressions work on plain columns.
     select
         c.source_line,
         c.source_file,
         c.copy_number,
         nullif(regexp_replace(c.phone, '[^0-9+]', '', 'g'), '') as phone,
         production.squish(c.customer_id) as customer_id,
-        production.squish(c.first_name) as first_name,
-        production.squish(c.last_name) as last_name,
+        production.squish_text(c.first_name) as first_name,
+        production.squish_text(c.last_name) as last_name,
         production.squish(c.email) as email,
-        production.squish(c.address) as address,
-        production.squish(c.city) as city,
+        production.squish_text(c.address) as address,
+        production.squish_text(c.city) as city,
         production.squish(c.state) as state,
         production.squish(c.country) as country,
         production.squish(c.registration_date) as registration_date,
@@ -149,3 +149,9 @@ on conflict (customer_id) do update set
     updated_at = excluded.updated_at,
     changed_at = now(),
     batch_id = excluded.batch_id;
+
+insert into production.customer_changes (customer_id, first_name, last_name, email, city, state, country, updated_at,
+                                         batch_id)
+select customer_id, first_name, last_name, email, city, state, country, updated_at, :batch_id
+from clean_customers
+where action in ('insert', 'update');

@@ -14,7 +14,7 @@ collapsed as (
 ),
 
 squished as materialized (
-    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    -- White space trimmed once (and collapsed in free text), so later expressions work on plain columns.
     select
         c.source_line,
         c.source_file,
@@ -71,28 +71,20 @@ checked as materialized (
             case when t.unit_price < 0 or t.line_total < 0 then 'NEGATIVE_AMOUNT' end,
             case when abs(t.line_total - round(t.quantity * t.unit_price * (1 - t.discount_percentage / 100), 2)) > :tolerance
                  then 'LINE_TOTAL_MISMATCH' end,
-            case when t.order_id is not null and o.order_id is null and qo.natural_key is not null
-                 then 'ORDER_QUARANTINED' end,
-            case when t.order_id is not null and o.order_id is null and qo.natural_key is null
-                 then 'ORPHAN_ORDER' end,
-            case when t.product_id is not null and p.product_id is null and qp.natural_key is not null
-                 then 'PRODUCT_QUARANTINED' end,
-            case when t.product_id is not null and p.product_id is null and qp.natural_key is null
-                 then 'ORPHAN_PRODUCT' end
+            case when t.order_id is not null and o.order_id is null then
+                case when exists (select from production.quarantine as q
+                                  where q.source_table = 'orders' and q.natural_key = t.order_id)
+                     then 'ORDER_QUARANTINED' else 'ORPHAN_ORDER' end
+            end,
+            case when t.product_id is not null and p.product_id is null then
+                case when exists (select from production.quarantine as q
+                                  where q.source_table = 'products' and q.natural_key = t.product_id)
+                     then 'PRODUCT_QUARANTINED' else 'ORPHAN_PRODUCT' end
+            end
         ], null) as reasons
     from typed as t
     left join production.orders as o on o.order_id = t.order_id
     left join production.products as p on p.product_id = t.product_id
-    left join lateral (
-        select q.natural_key from production.quarantine as q
-        where q.source_table = 'orders' and q.natural_key = t.order_id
-        limit 1
-    ) as qo on o.order_id is null
-    left join lateral (
-        select q.natural_key from production.quarantine as q
-        where q.source_table = 'products' and q.natural_key = t.product_id
-        limit 1
-    ) as qp on p.product_id is null
 ),
 
 final as (

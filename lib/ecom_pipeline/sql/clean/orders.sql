@@ -36,7 +36,7 @@ collapsed as (
 ),
 
 squished as materialized (
-    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    -- White space trimmed once (and collapsed in free text), so later expressions work on plain columns.
     select
         c.source_line,
         c.source_file,
@@ -46,7 +46,7 @@ squished as materialized (
         production.squish(c.order_date) as order_date,
         production.squish(c.status) as status,
         production.squish(c.payment_method) as payment_method,
-        production.squish(c.shipping_address) as shipping_address,
+        production.squish_text(c.shipping_address) as shipping_address,
         production.squish(c.total_amount) as total_amount,
         production.squish(c.updated_at) as updated_at
     from collapsed as c
@@ -93,21 +93,17 @@ checked as materialized (
             case when t.payment_method <> all (:payment_methods::text[]) then 'INVALID_PAYMENT_METHOD' end,
             case when t.total_amount < 0 then 'NEGATIVE_AMOUNT' end,
             case when t.order_date > now() + make_interval(hours => :future_tolerance_hours) then 'FUTURE_DATE' end,
-            case when t.customer_id is not null and cust.customer_id is null and qc.natural_key is not null
-                 then 'CUSTOMER_QUARANTINED' end,
-            case when t.customer_id is not null and cust.customer_id is null and qc.natural_key is null
-                 then 'ORPHAN_CUSTOMER' end,
+            case when t.customer_id is not null and cust.customer_id is null then
+                case when exists (select from production.quarantine as q
+                                  where q.source_table = 'customers' and q.natural_key = t.customer_id)
+                     then 'CUSTOMER_QUARANTINED' else 'ORPHAN_CUSTOMER' end
+            end,
             case when t.order_date < cust.registration_date then 'BEFORE_REGISTRATION' end,
             case when abs(t.total_amount - bl.lines_total) > :tolerance then 'TOTAL_MISMATCH' end
         ], null) as reasons
     from typed as t
     left join production.customers as cust on cust.customer_id = t.customer_id
     left join batch_lines as bl on bl.order_id = t.order_id
-    left join lateral (
-        select q.natural_key from production.quarantine as q
-        where q.source_table = 'customers' and q.natural_key = t.customer_id
-        limit 1
-    ) as qc on cust.customer_id is null
 ),
 
 ranked as (

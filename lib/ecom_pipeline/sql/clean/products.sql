@@ -12,16 +12,16 @@ collapsed as (
 ),
 
 squished as materialized (
-    -- White space trimmed and collapsed once, so later expressions work on plain columns.
+    -- White space trimmed once (and collapsed in free text), so later expressions work on plain columns.
     select
         c.source_line,
         c.source_file,
         c.copy_number,
         production.squish(c.product_id) as product_id,
-        production.squish(c.product_name) as product_name,
-        production.squish(c.category) as category,
-        production.squish(c.sub_category) as sub_category,
-        production.squish(c.brand) as brand,
+        production.squish_text(c.product_name) as product_name,
+        production.squish_text(c.category) as category,
+        production.squish_text(c.sub_category) as sub_category,
+        production.squish_text(c.brand) as brand,
         production.squish(c.price) as price,
         production.squish(c.cost) as cost,
         production.squish(c.stock_quantity) as stock_quantity,
@@ -149,3 +149,11 @@ update production.products as p
 set price_band = case when p.price <= b.low then 'budget' when p.price <= b.high then 'mid' else 'premium' end
 from bounds as b, clean_products as c
 where b.category = p.category and c.product_id = p.product_id and c.action in ('insert', 'update');
+
+insert into production.product_changes (product_id, product_name, category, sub_category, brand, price, cost,
+                                        price_band, updated_at, batch_id)
+select p.product_id, p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.price_band,
+       p.updated_at, :batch_id
+from production.products as p
+join clean_products as c on c.product_id = p.product_id
+where c.action in ('insert', 'update');

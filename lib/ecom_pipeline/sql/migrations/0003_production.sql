@@ -24,14 +24,14 @@ language sql immutable parallel safe as $$
     end
 $$;
 
+-- One pattern checks the shape and the ranges; only days 29-31 need the calendar.
 create function production.is_timestamp(value text) returns boolean
 language sql immutable parallel safe as $$
     select case
-        when value !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then false
-        when not production.is_date(left(value, 10)) then false
-        when length(value) = 10 then true
-        else substr(value, 12, 2)::int <= 23 and substr(value, 15, 2)::int <= 59
-             and (length(value) < 19 or substr(value, 18, 2) !~ '^\d\d$' or substr(value, 18, 2)::int <= 59)
+        when value !~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$'
+            then false
+        when substr(value, 9, 2) <= '28' then true
+        else substr(value, 9, 2)::int <= production.days_in_month(substr(value, 1, 4)::int, substr(value, 6, 2)::int)
     end
 $$;
 
@@ -45,8 +45,14 @@ language sql immutable parallel safe as $$
     select coalesce(value ~ '^[+-]?\d{1,9}$', false)
 $$;
 
--- Trim (tabs and line breaks too) and collapse inner white space; empty becomes null.
+-- Trim spaces, tabs and line breaks; empty becomes null.
 create function production.squish(value text) returns text
+language sql immutable parallel safe as $$
+    select nullif(btrim(value, E' \t\r\n\f\v'), '')
+$$;
+
+-- squish, and runs of white space inside the text become one space (names, addresses).
+create function production.squish_text(value text) returns text
 language sql immutable parallel safe as $$
     select nullif(btrim(regexp_replace(value, '\s+', ' ', 'g')), '')
 $$;
@@ -162,3 +168,35 @@ create table production.clean_log (
     primary key (batch_id, table_name),
     check (staged = inserted + updated + unchanged + stale + duplicates + quarantined)
 );
+
+-- Every version production took of a customer or product, in the order it took them: the history the
+-- warehouse's slowly changing dimensions are built from, whatever batches a run cleaned at once.
+create table production.customer_changes (
+    customer_id  text not null,
+    first_name   text not null,
+    last_name    text not null,
+    email        text not null,
+    city         text,
+    state        text,
+    country      text,
+    updated_at   timestamptz not null,
+    batch_id     text not null,
+    primary key (customer_id, updated_at)
+);
+
+create table production.product_changes (
+    product_id    text not null,
+    product_name  text not null,
+    category      text not null,
+    sub_category  text,
+    brand         text,
+    price         numeric(12, 2) not null,
+    cost          numeric(12, 2) not null,
+    price_band    text not null,
+    updated_at    timestamptz not null,
+    batch_id      text not null,
+    primary key (product_id, updated_at)
+);
+
+create index customer_changes_batch_idx on production.customer_changes (batch_id);
+create index product_changes_batch_idx on production.product_changes (batch_id);

@@ -1,0 +1,77 @@
+-- Customer metrics for the customers whose facts this load wrote; recency and the RFM scores, which are
+-- relative to all customers and to the newest order in the warehouse, are refreshed for all.
+create temp table touched_customers on commit drop as
+select distinct customer_id from warehouse.fact_sales where loaded_at = now();
+
+delete from warehouse.agg_customer_metrics where customer_id in (select customer_id from touched_customers);
+
+with facts as (
+    select f.*, s.is_revenue
+    from warehouse.fact_sales as f
+    join warehouse.dim_status as s on s.status_key = f.status_key
+    where f.customer_id in (select customer_id from touched_customers)
+),
+
+final as (
+    select
+        f.customer_id,
+        count(distinct f.order_id) filter (where f.is_revenue) as orders,
+        coalesce(sum(f.line_total) filter (where f.is_revenue), 0) as total_spent,
+        round(sum(f.line_total) filter (where f.is_revenue)
+              / nullif(count(distinct f.order_id) filter (where f.is_revenue), 0), 2) as avg_order_value,
+        min(f.order_ts) filter (where f.is_revenue) as first_purchase,
+        max(f.order_ts) filter (where f.is_revenue) as last_purchase,
+        null::integer as days_since_last_purchase,
+        null::smallint as recency_score,
+        null::smallint as frequency_score,
+        null::smallint as monetary_score,
+        null::text as rfm_segment,
+        -- Historical lifetime value: everything the customer has paid for.
+        coalesce(sum(f.line_total) filter (where f.is_revenue), 0) as lifetime_value
+    from facts as f
+    group by f.customer_id
+)
+
+insert into warehouse.agg_customer_metrics
+select * from final;
+
+with as_of as (
+    select max(order_ts) as newest_order from warehouse.fact_sales
+),
+
+scores as (
+    select
+        a.customer_id,
+        extract(day from o.newest_order - a.last_purchase)::integer as days_since_last_purchase,
+        ntile(5) over (order by a.last_purchase nulls first, a.customer_id)::smallint as recency_score,
+        ntile(5) over (order by a.orders, a.customer_id)::smallint as frequency_score,
+        ntile(5) over (order by a.total_spent, a.customer_id)::smallint as monetary_score
+    from warehouse.agg_customer_metrics as a
+    cross join as_of as o
+),
+
+final as (
+    select
+        s.*,
+        case
+            when s.recency_score >= 4 and s.frequency_score >= 4 then 'Champions'
+            when s.frequency_score >= 4 then 'Loyal'
+            when s.recency_score >= 4 and s.frequency_score <= 2 then 'New'
+            when s.recency_score <= 2 and s.frequency_score >= 3 then 'At Risk'
+            when s.recency_score <= 2 then 'Hibernating'
+            else 'Potential'
+        end as rfm_segment
+    from scores as s
+)
+
+update warehouse.agg_customer_metrics as a
+set days_since_last_purchase = f.days_since_last_purchase,
+    recency_score = f.recency_score,
+    frequency_score = f.frequency_score,
+    monetary_score = f.monetary_score,
+    rfm_segment = f.rfm_segment
+from final as f
+where a.customer_id = f.customer_id
+  and (a.days_since_last_purchase, a.recency_score, a.frequency_score, a.monetary_score, a.rfm_segment)
+      is distinct from (f.days_since_last_purchase, f.recency_score, f.frequency_score, f.monetary_score,
+                        f.rfm_segment);
