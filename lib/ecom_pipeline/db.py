@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 from dotenv import dotenv_values
 
 from ecom_pipeline import config
@@ -138,6 +139,49 @@ def query(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None 
 
 def query_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     return query(conn, read_sql(name), params)
+
+
+# -- bulk loads --------------------------------------------------------------
+
+@contextmanager
+def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
+    """Drop the foreign keys and secondary indexes of ``tables``; re-create them when the block ends.
+
+    For a large load inside a transaction. PostgreSQL checks a foreign key and
+    maintains each index row by row, which costs more than the load itself;
+    re-adding a constraint validates every row in one set-based pass and
+    building an index is one sort. A violation raises and aborts the
+    transaction, so nothing invalid is ever committed. Primary keys and unique
+    constraints stay, so upserts keep working.
+    """
+    foreign_keys = conn.execute(
+        """
+        select conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+        from pg_constraint
+        where contype = 'f' and conrelid = any (%s::regclass[])
+        order by 1, 2
+        """,
+        (tables,),
+    ).fetchall()
+    indexes = conn.execute(
+        """
+        select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+        from pg_index as i
+        where i.indrelid = any (%s::regclass[]) and not i.indisprimary and not i.indisunique
+        order by 1
+        """,
+        (tables,),
+    ).fetchall()
+    for table, name, _ in foreign_keys:
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.SQL(table), sql.Identifier(name)))
+    for index, _ in indexes:
+        conn.execute(sql.SQL("drop index {}").format(sql.SQL(index)))
+    yield
+    for _, definition in indexes:
+        conn.execute(sql.SQL(definition))
+    for table, name, definition in foreign_keys:
+        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
+            sql.SQL(table), sql.Identifier(name), sql.SQL(definition)))
 
 
 # -- scratch databases (tests, benchmarks, golden notebooks) ---------------

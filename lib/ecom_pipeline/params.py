@@ -99,6 +99,7 @@ class CleanParams(Strict):
 class WarehouseParams(Strict):
     holiday_country: str = Field("US", min_length=2, description="public holidays in dim_date (ISO country code)")
     date_horizon_days: int = Field(365, ge=0, description="days dim_date reaches past the newest order")
+    bulk_rows: int = Field(50_000, ge=0, description="loads this large re-validate foreign keys in one pass")
 
 
 class RunParams(Strict):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,10 @@ REASON_CODES = (
     "LINE_TOTAL_MISMATCH", "ORDER_QUARANTINED", "ORPHAN_ORDER", "ORPHAN_PRODUCT", "PRODUCT_QUARANTINED",
     "ITEM_CHANGED",
 )
+
+
+# Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load).
+BULK_TABLES = ["production.orders", "production.order_items"]
 
 
 class CleanError(RuntimeError):
@@ -73,6 +78,36 @@ def _staged_rows(conn: psycopg.Connection, batch_id: str) -> int:
                         (batch_id,)).fetchone()[0]
 
 
+def _clean_table(conn: psycopg.Connection, table: str, batch_id: str, run_id: str,
+                 params: dict[str, Any]) -> dict[str, int]:
+    """Clean one table of a batch and record its reconciled counts."""
+    # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
+    conn.execute(f"analyze staging.{table}")
+    started = time.perf_counter()
+    db.run_sql_file(conn, f"clean/{table}.sql", params)
+    conn.execute(f"analyze production.{table}")
+    log.debug("batch %s, %s: %.2fs", batch_id, table, time.perf_counter() - started)
+    by_action = dict(conn.execute(f"select action, count(*) from clean_{table} group by action").fetchall())
+    staged = conn.execute(f"select count(*) from staging.{table} where batch_id = %s", (batch_id,)).fetchone()[0]
+    row = {"staged": staged, **{name: by_action.pop(action, 0) for action, name in ACTIONS.items()}}
+    if by_action or staged != sum(row[name] for name in ACTIONS.values()):
+        raise CleanError(f"batch {batch_id}, {table}: {staged} rows staged but counted {row} {by_action}")
+    conn.execute(
+        """
+        insert into production.clean_log (batch_id, table_name, staged, inserted, updated, unchanged, stale,
+                                          duplicates, quarantined, run_id)
+        values (%(batch_id)s, %(table)s, %(staged)s, %(inserted)s, %(updated)s, %(unchanged)s, %(stale)s,
+                %(duplicates)s, %(quarantined)s, %(run_id)s)
+        on conflict (batch_id, table_name) do update set
+            staged = excluded.staged, inserted = excluded.inserted, updated = excluded.updated,
+            unchanged = excluded.unchanged, stale = excluded.stale, duplicates = excluded.duplicates,
+            quarantined = excluded.quarantined, run_id = excluded.run_id, cleaned_at = now()
+        """,
+        {"batch_id": batch_id, "table": table, "run_id": run_id, **row},
+    )
+    return row
+
+
 def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanParams) -> dict[str, dict[str, int]]:
     """Clean one batch in one transaction; return the reconciled counts per table."""
     params: dict[str, Any] = {
@@ -87,38 +122,10 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
         conn.execute("set local timezone to 'UTC'")
         for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
             conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
-        bulk = _staged_rows(conn, batch_id) >= p.bulk_rows
-        if bulk:
-            db.run_sql_file(conn, "clean/drop_foreign_keys.sql")
-        for table in contract.TABLE_ORDER:
-            # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
-            conn.execute(f"analyze staging.{table}")
-            started = time.perf_counter()
-            db.run_sql_file(conn, f"clean/{table}.sql", params)
-            conn.execute(f"analyze production.{table}")
-            log.debug("batch %s, %s: %.2fs", batch_id, table, time.perf_counter() - started)
-            by_action = dict(conn.execute(f"select action, count(*) from clean_{table} group by action").fetchall())
-            staged = conn.execute(f"select count(*) from staging.{table} where batch_id = %s",
-                                  (batch_id,)).fetchone()[0]
-            row = {"staged": staged, **{name: by_action.pop(action, 0) for action, name in ACTIONS.items()}}
-            if by_action or staged != sum(row[name] for name in ACTIONS.values()):
-                raise CleanError(f"batch {batch_id}, {table}: {staged} rows staged but counted {row} {by_action}")
-            conn.execute(
-                """
-                insert into production.clean_log (batch_id, table_name, staged, inserted, updated, unchanged, stale,
-                                                  duplicates, quarantined, run_id)
-                values (%(batch_id)s, %(table)s, %(staged)s, %(inserted)s, %(updated)s, %(unchanged)s, %(stale)s,
-                        %(duplicates)s, %(quarantined)s, %(run_id)s)
-                on conflict (batch_id, table_name) do update set
-                    staged = excluded.staged, inserted = excluded.inserted, updated = excluded.updated,
-                    unchanged = excluded.unchanged, stale = excluded.stale, duplicates = excluded.duplicates,
-                    quarantined = excluded.quarantined, run_id = excluded.run_id, cleaned_at = now()
-                """,
-                {"batch_id": batch_id, "table": table, "run_id": run_id, **row},
-            )
-            counts[table] = row
-        if bulk:
-            db.run_sql_file(conn, "clean/add_foreign_keys.sql")
+        large = _staged_rows(conn, batch_id) >= p.bulk_rows
+        with db.bulk_load(conn, BULK_TABLES) if large else nullcontext():
+            for table in contract.TABLE_ORDER:
+                counts[table] = _clean_table(conn, table, batch_id, run_id, params)
     log.info("cleaned batch %s: %s", batch_id, {t: c["quarantined"] for t, c in counts.items()})
     return counts
 

@@ -6,6 +6,13 @@ select order_id from production.order_items where batch_id = any (:batch_ids::te
 union
 select order_id from production.orders where batch_id = any (:batch_ids::text[]);
 
+-- Statistics for what this transaction just wrote, or the planner takes it for empty and nests loops.
+analyze touched_orders;
+analyze scd_customer;
+analyze scd_product;
+analyze warehouse.dim_customer;
+analyze warehouse.dim_product;
+
 create temp table fact_source on commit drop as
 with lines as (
     select i.*
@@ -62,6 +69,8 @@ where (warehouse.fact_sales.status_key, warehouse.fact_sales.payment_method_key,
        warehouse.fact_sales.customer_key, warehouse.fact_sales.product_key)
       is distinct from (excluded.status_key, excluded.payment_method_key, excluded.customer_key,
                         excluded.product_key);
+
+analyze warehouse.fact_sales;
 
 -- A new dimension version can change which version earlier facts of that customer or product belong to
 -- (late-arriving changes, first versions of facts that pointed at "unknown").
