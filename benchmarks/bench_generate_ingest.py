@@ -95,7 +95,7 @@ def psql_floor(folder: Path, url: str) -> float:
     script = []
     for table in contract.TABLE_ORDER:
         cols = ", ".join(f"{c} text" for c in contract.columns(table))
-        script.append(f"create unlogged table if not exists floor_{table} ({cols});")
+        script.append(f"create table if not exists floor_{table} ({cols});")
         script.append(f"\\copy floor_{table} from '{folder / contract.file_name(table)}' with (format csv, header true)")
     started = time.perf_counter()
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url], input="\n".join(script), text=True, check=True,

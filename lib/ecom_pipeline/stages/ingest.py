@@ -5,10 +5,12 @@ Each file of a batch is loaded in its own transaction, files in parallel:
 * the header is checked first for every pending batch (a missing file or a
   missing required column stops the stage before anything of that batch is
   loaded);
+* each batch has its own partition of each staging table, whose column
+  defaults are the file's lineage (batch, run, file; the line number comes
+  from a sequence), so replacing a batch is a TRUNCATE and needs no index;
 * the fast path streams the file's bytes straight into ``COPY ... FROM STDIN``
   while checking them (valid UTF-8, no NUL byte, no over-long line, one record
-  per physical line); lineage columns are filled by column defaults, so COPY
-  does all the work;
+  per physical line), so COPY does all the work;
 * if the file breaks any of those, or COPY refuses a line, the transaction
   rolls back to a savepoint and the parsed path takes over: Python's csv
   module reads the file record by record, good records are COPYed row by row
@@ -37,6 +39,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from ecom_pipeline import config, contract, db, migrations, runs
 from ecom_pipeline.params import IngestParams
@@ -141,21 +144,35 @@ class _SlowPath(Exception):
     """The file needs record-by-record parsing."""
 
 
-def _set_lineage(conn: psycopg.Connection, source: SourceFile, run_id: str) -> None:
-    conn.execute(
-        "select set_config('ecom.batch_id', %s, true), set_config('ecom.run_id', %s, true), "
-        "set_config('ecom.source_file', %s, true), setval(%s, 2, false)",
-        (source.batch_id, run_id, source.path.name, f"staging.{source.table}_line_seq"),
-    )
+def batch_partition(conn: psycopg.Connection, table: str, batch_id: str) -> sql.Composed:
+    """The staging partition of ``table`` for one batch, created if missing; its name as SQL."""
+    name = f"{table}_{hashlib.sha1(batch_id.encode()).hexdigest()[:16]}"
+    target = sql.Identifier("staging", name)
+    conn.execute(sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
+        target, sql.Identifier("staging", table), sql.Literal(batch_id)))
+    return target
 
 
-def _copy_fast(conn: psycopg.Connection, source: SourceFile, max_field: int) -> int:
+def _prepare_partition(conn: psycopg.Connection, source: SourceFile, run_id: str) -> sql.Composed:
+    """Empty the batch's partition and make its lineage the column defaults, so COPY fills them."""
+    target = batch_partition(conn, source.table, source.batch_id)
+    conn.execute(sql.SQL("truncate {}").format(target))
+    conn.execute(sql.SQL(
+        "alter table {} alter column batch_id set default {}, alter column run_id set default {}, "
+        "alter column source_file set default {}").format(
+        target, sql.Literal(source.batch_id), sql.Literal(run_id), sql.Literal(source.path.name)))
+    conn.execute("select setval(%s, 2, false)", (f"staging.{source.table}_line_seq",))
+    return target
+
+
+def _copy_fast(conn: psycopg.Connection, source: SourceFile, target: sql.Composed, max_field: int) -> int:
     """COPY the file's bytes as they are; _SlowPath if anything about them needs parsing."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines, last_byte, longest, carry = 0, b"\n", 0, 0
     columns = ", ".join(source.columns)
     with conn.cursor() as cur:
-        with cur.copy(f"copy staging.{source.table} ({columns}) from stdin (format csv, header true)") as copy:
+        statement = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(target, sql.SQL(columns))
+        with cur.copy(statement) as copy:
             with source.path.open("rb") as fh:
                 for block in iter(lambda: fh.read(BLOCK), b""):
                     if b"\x00" in block:
@@ -218,7 +235,8 @@ def _physical_lines(path: Path, rejects: list[tuple[int, str, str]]) -> Iterator
                 rejects.append((number, f"invalid_utf8 at byte {exc.start}", raw.decode("utf-8", "backslashreplace")))
 
 
-def _copy_parsed(conn: psycopg.Connection, source: SourceFile, max_field: int) -> tuple[int, list[tuple[int, str, str]]]:
+def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Composed,
+                 max_field: int) -> tuple[int, list[tuple[int, str, str]]]:
     """Parse record by record; COPY the good ones, return (staged, rejected lines)."""
     rejects: list[tuple[int, str, str]] = []
     feed = _LineFeed(_physical_lines(source.path, rejects))
@@ -228,7 +246,8 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, max_field: int) -
     keep = [i for i, c in enumerate(source.header) if c in contract.TABLES[source.table]]
     staged = 0
     columns = ", ".join(["source_line", *source.columns])
-    with conn.cursor() as cur, cur.copy(f"copy staging.{source.table} ({columns}) from stdin") as copy:
+    statement = sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(columns))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
         while True:
             try:
                 fields = next(reader)
@@ -265,22 +284,21 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
         ).fetchone()
         if done and done[0] == digest:
             return FileResult(source.batch_id, source.table, "skipped")
-        conn.execute(f"delete from staging.{source.table} where batch_id = %s", (source.batch_id,))
         conn.execute("delete from staging.rejected_lines where batch_id = %s and table_name = %s",
                      (source.batch_id, source.table))
-        _set_lineage(conn, source, run_id)
+        target = _prepare_partition(conn, source, run_id)
         rejects: list[tuple[int, str, str]] = []
         if not source.header:
             staged, path = 0, "empty"
         else:
             try:
                 with conn.transaction():
-                    staged, path = _copy_fast(conn, source, p.max_field_length), "copy"
+                    staged, path = _copy_fast(conn, source, target, p.max_field_length), "copy"
             except (_SlowPath, psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as why:
                 log.info("%s/%s: parsing record by record (%s)", source.batch_id, source.path.name,
                          str(why).splitlines()[0])
-                _set_lineage(conn, source, run_id)
-                staged, rejects = _copy_parsed(conn, source, p.max_field_length)
+                conn.execute("select setval(%s, 2, false)", (f"staging.{source.table}_line_seq",))
+                staged, rejects = _copy_parsed(conn, source, target, p.max_field_length)
                 path = "parsed"
         if rejects:
             with conn.cursor() as cur, cur.copy(
@@ -290,8 +308,7 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
                 for line, reason, raw in rejects:
                     copy.write_row([source.batch_id, source.table, source.path.name, line, reason,
                                     raw.rstrip("\r\n")[:RAW_LINE_LIMIT], run_id])
-        in_table = conn.execute(f"select count(*) from staging.{source.table} where batch_id = %s",
-                                (source.batch_id,)).fetchone()[0]
+        in_table = conn.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
         if in_table != staged:
             raise IngestError(f"{source.batch_id}/{source.path.name}: staged {staged} rows but the table holds "
                               f"{in_table}; nothing of this file was kept")

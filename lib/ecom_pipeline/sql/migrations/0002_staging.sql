@@ -1,8 +1,9 @@
 -- Raw landing tables: every contract column as text, so no dirty value can
--- break a load, plus the lineage of each row. batch_id, run_id and
--- source_file default to session settings that the ingest stage sets per
--- file, and source_line to a per-table sequence reset per file, so a plain
--- COPY of the file's bytes fills them.
+-- break a load, plus the lineage of each row. Each table is partitioned by
+-- batch: ingest creates a batch's partition with batch_id, run_id and
+-- source_file as its column defaults, and source_line comes from a per-table
+-- sequence reset per file, so a plain COPY of the file's bytes fills them all.
+-- Replacing a batch truncates its partition; retention drops it.
 create sequence staging.customers_line_seq;
 create sequence staging.products_line_seq;
 create sequence staging.orders_line_seq;
@@ -20,12 +21,12 @@ create table staging.customers (
     country            text,
     registration_date  text,
     updated_at         text,
-    batch_id     text not null default current_setting('ecom.batch_id'),
-    run_id       text not null default current_setting('ecom.run_id'),
-    source_file  text not null default current_setting('ecom.source_file'),
+    batch_id     text not null,
+    run_id       text not null,
+    source_file  text not null,
     source_line  bigint not null default nextval('staging.customers_line_seq'),
     loaded_at    timestamptz not null default now()
-);
+) partition by list (batch_id);
 
 create table staging.products (
     product_id      text,
@@ -37,12 +38,12 @@ create table staging.products (
     cost            text,
     stock_quantity  text,
     updated_at      text,
-    batch_id     text not null default current_setting('ecom.batch_id'),
-    run_id       text not null default current_setting('ecom.run_id'),
-    source_file  text not null default current_setting('ecom.source_file'),
+    batch_id     text not null,
+    run_id       text not null,
+    source_file  text not null,
     source_line  bigint not null default nextval('staging.products_line_seq'),
     loaded_at    timestamptz not null default now()
-);
+) partition by list (batch_id);
 
 create table staging.orders (
     order_id          text,
@@ -53,12 +54,12 @@ create table staging.orders (
     shipping_address  text,
     total_amount      text,
     updated_at        text,
-    batch_id     text not null default current_setting('ecom.batch_id'),
-    run_id       text not null default current_setting('ecom.run_id'),
-    source_file  text not null default current_setting('ecom.source_file'),
+    batch_id     text not null,
+    run_id       text not null,
+    source_file  text not null,
     source_line  bigint not null default nextval('staging.orders_line_seq'),
     loaded_at    timestamptz not null default now()
-);
+) partition by list (batch_id);
 
 create table staging.order_items (
     order_item_id        text,
@@ -68,17 +69,12 @@ create table staging.order_items (
     unit_price           text,
     discount_percentage  text,
     line_total           text,
-    batch_id     text not null default current_setting('ecom.batch_id'),
-    run_id       text not null default current_setting('ecom.run_id'),
-    source_file  text not null default current_setting('ecom.source_file'),
+    batch_id     text not null,
+    run_id       text not null,
+    source_file  text not null,
     source_line  bigint not null default nextval('staging.order_items_line_seq'),
     loaded_at    timestamptz not null default now()
-);
-
-create index customers_batch_idx on staging.customers (batch_id);
-create index products_batch_idx on staging.products (batch_id);
-create index orders_batch_idx on staging.orders (batch_id);
-create index order_items_batch_idx on staging.order_items (batch_id);
+) partition by list (batch_id);
 
 -- One row per batch folder seen by ingest.
 create table staging.batches (
