@@ -201,6 +201,9 @@ def execute_stage(stage: Stage, run_id: str, params_path: Path, params: Pipeline
             progress_bar=False,
             request_save_on_cell_execute=True,
             execution_timeout=params.run.cell_timeout_s,
+            # The kernel's own log (a TCP-transport notice, shutdown chatter) is noise here: a failing
+            # cell reaches us as a Papermill error with its traceback, and is saved in the notebook.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except Exception as exc:  # papermill raises many kinds; each is reported the same way
         error, cell = _failure_text(exc)

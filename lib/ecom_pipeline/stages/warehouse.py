@@ -99,24 +99,7 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                         started = time.perf_counter()
                         db.run_sql_file(conn, f"warehouse/{step}.sql", params)
                         timings[step] = round(time.perf_counter() - started, 3)
-                conn.execute(
-                    """
-                    insert into warehouse.load_log (batch_id, customer_versions, product_versions, facts_inserted,
-                                                    facts_updated, run_id)
-                    select b.batch_id,
-                           (select count(*) from scd_customer), (select count(*) from scd_product),
-                           (select count(*) from fact_source s where s.batch_id = b.batch_id),
-                           (select count(*) from warehouse.fact_sales f where f.loaded_at = now()
-                                                                       and f.batch_id <> b.batch_id),
-                           %s
-                    from unnest(%s::text[]) as b (batch_id)
-                    on conflict (batch_id) do update set
-                        customer_versions = excluded.customer_versions, product_versions = excluded.product_versions,
-                        facts_inserted = excluded.facts_inserted, facts_updated = excluded.facts_updated,
-                        run_id = excluded.run_id, loaded_at = now()
-                    """,
-                    (run_id, batches),
-                )
+                db.run_sql_file(conn, "warehouse/load_log.sql", {"batch_ids": batches, "run_id": run_id})
             started = time.perf_counter()
             conn.execute("analyze " + ", ".join(f"warehouse.{t}" for t in TABLES))
             timings["analyze"] = round(time.perf_counter() - started, 3)

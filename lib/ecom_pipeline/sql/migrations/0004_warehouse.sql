@@ -120,8 +120,6 @@ create index fact_sales_date_idx on warehouse.fact_sales (date_key);
 create index fact_sales_customer_idx on warehouse.fact_sales (customer_key);
 create index fact_sales_product_idx on warehouse.fact_sales (product_key);
 create index fact_sales_order_idx on warehouse.fact_sales (order_id);
-create index fact_sales_customer_id_idx on warehouse.fact_sales (customer_id);
-create index fact_sales_product_id_idx on warehouse.fact_sales (product_id);
 
 create table warehouse.agg_daily_sales (
     date_key          integer primary key references warehouse.dim_date (date_key),

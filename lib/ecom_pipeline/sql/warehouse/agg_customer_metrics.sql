@@ -5,31 +5,34 @@ select distinct customer_id from warehouse.fact_sales where loaded_at = now();
 
 delete from warehouse.agg_customer_metrics where customer_id in (select customer_id from touched_customers);
 
-with facts as (
-    select f.*, s.is_revenue
+analyze touched_customers;
+
+with orders as (
+    -- One row per order first, so the customer's figures are plain sums and counts.
+    select f.customer_id, f.order_id, f.order_ts, s.is_revenue, sum(f.line_total) as revenue
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
     where f.customer_id in (select customer_id from touched_customers)
+    group by f.customer_id, f.order_id, f.order_ts, s.is_revenue
 ),
 
 final as (
     select
-        f.customer_id,
-        count(distinct f.order_id) filter (where f.is_revenue) as orders,
-        coalesce(sum(f.line_total) filter (where f.is_revenue), 0) as total_spent,
-        round(sum(f.line_total) filter (where f.is_revenue)
-              / nullif(count(distinct f.order_id) filter (where f.is_revenue), 0), 2) as avg_order_value,
-        min(f.order_ts) filter (where f.is_revenue) as first_purchase,
-        max(f.order_ts) filter (where f.is_revenue) as last_purchase,
+        o.customer_id,
+        count(*) filter (where o.is_revenue) as orders,
+        coalesce(sum(o.revenue) filter (where o.is_revenue), 0) as total_spent,
+        round(avg(o.revenue) filter (where o.is_revenue), 2) as avg_order_value,
+        min(o.order_ts) filter (where o.is_revenue) as first_purchase,
+        max(o.order_ts) filter (where o.is_revenue) as last_purchase,
         null::integer as days_since_last_purchase,
         null::smallint as recency_score,
         null::smallint as frequency_score,
         null::smallint as monetary_score,
         null::text as rfm_segment,
         -- Historical lifetime value: everything the customer has paid for.
-        coalesce(sum(f.line_total) filter (where f.is_revenue), 0) as lifetime_value
-    from facts as f
-    group by f.customer_id
+        coalesce(sum(o.revenue) filter (where o.is_revenue), 0) as lifetime_value
+    from orders as o
+    group by o.customer_id
 )
 
 insert into warehouse.agg_customer_metrics

@@ -1,0 +1,30 @@
+-- One row per batch this load took in. facts_updated counts the earlier facts the load rewrote
+-- (status changes, re-pointed dimension versions); it is the same for every batch of one load.
+with inserted as (
+    select batch_id, count(*) as facts from fact_source group by batch_id
+),
+
+rewritten as (
+    select count(*) as facts
+    from warehouse.fact_sales
+    where loaded_at = now() and batch_id <> all (:batch_ids::text[])
+)
+
+insert into warehouse.load_log (batch_id, customer_versions, product_versions, facts_inserted, facts_updated, run_id)
+select
+    b.batch_id,
+    (select count(*) from scd_customer),
+    (select count(*) from scd_product),
+    coalesce(i.facts, 0),
+    r.facts,
+    :run_id
+from unnest(:batch_ids::text[]) as b (batch_id)
+left join inserted as i on i.batch_id = b.batch_id
+cross join rewritten as r
+on conflict (batch_id) do update set
+    customer_versions = excluded.customer_versions,
+    product_versions = excluded.product_versions,
+    facts_inserted = excluded.facts_inserted,
+    facts_updated = excluded.facts_updated,
+    run_id = excluded.run_id,
+    loaded_at = now();

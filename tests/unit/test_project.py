@@ -1,0 +1,31 @@
+"""The project's own files: what a new user relies on."""
+
+import subprocess
+
+import yaml
+
+from ecom_pipeline import config
+
+
+def test_environment_yml_parses_and_installs_the_project():
+    env = yaml.safe_load((config.PROJ_ROOT / "environment.yml").read_text())
+    assert any(str(d).startswith("python") for d in env["dependencies"] if isinstance(d, str))
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e .[test]" in pip
+
+
+def test_gitignore_keeps_lib_and_hides_outputs_and_secrets():
+    ignored = subprocess.run(
+        ["git", "-C", str(config.PROJ_ROOT), "check-ignore", "--no-index", "lib/ecom_pipeline/db.py",
+         "outputs/runs/x/a.ipynb", ".env", "outputs/README.md"],
+        capture_output=True, text=True,
+    ).stdout.split()
+    assert ignored == ["outputs/runs/x/a.ipynb", ".env"]
+
+
+def test_readme_quick_start_has_the_two_commands():
+    readme = (config.PROJ_ROOT / "README.md").read_text()
+    assert ".venv/bin/pip install -e . && .venv/bin/python run_all.py" in readme
+    assert '.venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest' in readme
+    ci = (config.PROJ_ROOT / ".ci" / "run").read_text()
+    assert '-m pip install --quiet -e ".[test]"' in ci and "-m pytest" in ci
