@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import psycopg
 from psycopg import sql
@@ -181,12 +182,18 @@ def _copy_fast(conn: psycopg.Connection, source: SourceFile, target: sql.Compose
                         decoder.decode(block)
                     except UnicodeDecodeError:
                         raise _SlowPath("invalid UTF-8") from None
-                    lines = block.split(b"\n")
-                    longest = max(longest, carry + len(lines[0]), *(len(x) for x in lines[1:]))
-                    carry = carry + len(lines[0]) if len(lines) == 1 else len(lines[-1])
-                    if longest > max_field:
+                    # Line lengths from the newline positions, without splitting the block into objects.
+                    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+                    if len(ends):
+                        gaps = np.diff(ends, prepend=-1) - 1
+                        gaps[0] += carry
+                        longest = max(longest, int(gaps.max()))
+                        carry = len(block) - 1 - int(ends[-1])
+                    else:
+                        carry += len(block)
+                    if max(longest, carry) > max_field:
                         raise _SlowPath("over-long line")
-                    newlines += len(lines) - 1
+                    newlines += len(ends)
                     last_byte = block[-1:]
                     copy.write(block)
             try:
