@@ -39,6 +39,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "02_ingest_raw.ipynb", "raw CSV into staging"),
     Stage("clean", "03_clean_production.ipynb", "staging into production, with quarantine"),
     Stage("warehouse", "04_build_warehouse.ipynb", "star schema with SCD2 dimensions and aggregates"),
+    Stage("quality", "05_check_quality.ipynb", "declared checks over every layer, score and gate"),
 )
 STAGE_NAMES = [s.name for s in STAGES]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -102,6 +102,10 @@ class WarehouseParams(Strict):
     bulk_rows: int = Field(50_000, ge=0, description="loads this large re-validate foreign keys in one pass")
 
 
+class QualityParams(Strict):
+    fail_on: list[Literal["error", "warn"]] = Field(["error"], description="severities whose failures stop the run")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -113,6 +117,7 @@ class PipelineParams(Strict):
     ingest: IngestParams = IngestParams()
     clean: CleanParams = CleanParams()
     warehouse: WarehouseParams = WarehouseParams()
+    quality: QualityParams = QualityParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,0 +1,270 @@
+"""Declared quality checks over every layer, a gate, a proportional score and its history.
+
+Checks are declared in ``checks.yaml`` and compiled to SQL that returns the
+failing rows (zero rows = pass), in the spirit of dbt's generic tests. Every
+result is stored in ``monitoring.check_results``; the run's score in
+``monitoring.quality_scores``. A failing check whose severity is in
+``quality.fail_on`` stops the run, after its results are stored, with a
+message naming the check, the table, the count and a few failing keys.
+
+Score: per dimension, the share of checked rows that pass (a table with 1% bad
+rows scores 99 on the dimensions those rows fail); overall, the mean of the
+dimensions present (each dimension weighs the same); grade A >= 95,
+B >= 90, C >= 80, D >= 70, else F.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import psycopg
+import yaml
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ecom_pipeline import config, contract, db, migrations, runs
+from ecom_pipeline.params import QualityParams
+
+log = logging.getLogger(__name__)
+
+CHECKS_FILE = config.PACKAGE_DIR / "checks.yaml"
+DIMENSIONS = ("completeness", "uniqueness", "validity", "consistency", "referential_integrity", "timeliness",
+              "accuracy", "volume")
+GRADES = ((95, "A"), (90, "B"), (80, "C"), (70, "D"), (0, "F"))
+SAMPLE_SIZE = 5
+
+
+class QualityGateError(RuntimeError):
+    """A check whose severity stops the run failed."""
+
+
+class Check(BaseModel):
+    """One declared check; which fields it needs depends on its kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Literal["not_null", "unique", "relationships", "accepted_values", "range", "expression", "freshness",
+                  "row_count", "sql"]
+    layer: Literal["staging", "production", "warehouse"]
+    table: str = Field(pattern=r"^\w+\.\w+$")
+    dimension: Literal[DIMENSIONS]  # type: ignore[valid-type]
+    severity: Literal["error", "warn"]
+    description: str
+    key: str | None = None
+    column: str | None = None
+    columns: list[str] | None = None
+    to: str | None = Field(None, pattern=r"^\w+\.\w+$")
+    field: str | None = None
+    values: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    expression: str | None = None
+    max_age_hours: float | None = None
+    failing: str | None = None
+    checked: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> "Check":
+        needs = {
+            "not_null": ("key", "column"), "unique": ("columns",), "relationships": ("column", "to", "field"),
+            "accepted_values": ("key", "column", "values"), "range": ("key", "column"),
+            "expression": ("key", "expression"), "freshness": ("column", "max_age_hours"), "row_count": (),
+            "sql": ("failing",),
+        }[self.kind]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"check {self.name} ({self.kind}) needs {', '.join(missing)}")
+        if self.kind in ("range", "row_count") and self.min is None and self.max is None:
+            raise ValueError(f"check {self.name} ({self.kind}) needs min or max")
+        return self
+
+
+def load_checks(path: Path = CHECKS_FILE) -> list[Check]:
+    checks = [Check.model_validate(item) for item in yaml.safe_load(path.read_text())]
+    names = [c.name for c in checks]
+    if len(names) != len(set(names)):
+        raise ValueError(f"duplicate check names in {path}")
+    return checks
+
+
+def _table(name: str) -> sql.Composed:
+    schema, table = name.split(".")
+    return sql.Identifier(schema, table)
+
+
+def compile_check(check: Check) -> tuple[sql.Composable, sql.Composable]:
+    """(query of the failing rows' keys as column ``key``, query of the number of rows checked)."""
+    t = _table(check.table)
+    col = sql.Identifier(check.column) if check.column else None
+    key = sql.Identifier(check.key) if check.key else None
+    count_all = sql.SQL("select count(*) from {}").format(t)
+    one = sql.SQL("select 1")
+    if check.kind == "not_null":
+        failing = sql.SQL("select {}::text as key from {} where {} is null").format(key, t, col)
+    elif check.kind == "unique":
+        cols = sql.SQL(", ").join(map(sql.Identifier, check.columns))
+        failing = sql.SQL(
+            "select key from (select concat_ws('|', {cols}) as key, count(*) over (partition by {cols}) as copies "
+            "from {t}) as counted where copies > 1").format(cols=cols, t=t)
+    elif check.kind == "relationships":
+        failing = sql.SQL(
+            "select child.{col}::text as key from {t} as child where child.{col} is not null and not exists "
+            "(select from {to} as parent where parent.{field} = child.{col})").format(
+            col=col, t=t, to=_table(check.to), field=sql.Identifier(check.field))
+    elif check.kind == "accepted_values":
+        failing = sql.SQL("select {}::text as key from {} where {}::text <> all ({})").format(
+            key, t, col, sql.Literal(check.values))
+    elif check.kind == "range":
+        low = sql.Literal(check.min if check.min is not None else float("-inf"))
+        high = sql.Literal(check.max if check.max is not None else float("inf"))
+        failing = sql.SQL("select {}::text as key from {} where {} < {} or {} > {}").format(
+            key, t, col, low, col, high)
+    elif check.kind == "expression":
+        failing = sql.SQL("select {}::text as key from {} where not coalesce(({}), false)").format(
+            key, t, sql.SQL(check.expression.replace(":email_pattern", "'" + contract.EMAIL_PATTERN + "'")))
+    elif check.kind == "freshness":
+        failing = sql.SQL(
+            "select coalesce(max({col})::text, 'no rows') as key from {t} having max({col}) is null "
+            "or max({col}) < now() - make_interval(secs => {age})").format(
+            col=col, t=t, age=sql.Literal(check.max_age_hours * 3600))
+        return failing, one
+    elif check.kind == "row_count":
+        failing = sql.SQL("select count(*)::text as key from {} having count(*) < {} or count(*) > {}").format(
+            t, sql.Literal(check.min if check.min is not None else 0),
+            sql.Literal(check.max if check.max is not None else 2**62))
+        return failing, one
+    else:
+        failing = sql.SQL(check.failing)
+        return failing, sql.SQL(check.checked) if check.checked else count_all
+    return failing, count_all
+
+
+@dataclass
+class CheckResult:
+    check_name: str
+    kind: str
+    layer: str
+    table_name: str
+    dimension: str
+    severity: str
+    description: str
+    rows_checked: int
+    rows_failing: int
+    failing_sample: list[str]
+    duration_s: float
+
+    @property
+    def passed(self) -> bool:
+        return self.rows_failing == 0
+
+
+def run_check(conn: psycopg.Connection, check: Check) -> CheckResult:
+    failing, checked = compile_check(check)
+    started = time.perf_counter()
+    query = sql.SQL(
+        "with failing as ({failing}) select (select count(*) from failing), ({checked}), "
+        "(select coalesce(json_agg(key), '[]') from (select key from failing limit {n}) as sample)").format(
+        failing=failing, checked=checked, n=sql.Literal(SAMPLE_SIZE))
+    rows_failing, rows_checked, sample = conn.execute(query).fetchone()
+    return CheckResult(check.name, check.kind, check.layer, check.table, check.dimension, check.severity,
+                       check.description, int(rows_checked or 0), int(rows_failing), sample,
+                       round(time.perf_counter() - started, 4))
+
+
+def score(results: list[CheckResult]) -> dict[str, Any]:
+    """Per-dimension share of checked rows that pass, their mean, and a grade."""
+    dimensions = {}
+    for dimension in DIMENSIONS:
+        mine = [r for r in results if r.dimension == dimension and r.rows_checked > 0]
+        if mine:
+            checked = sum(r.rows_checked for r in mine)
+            failing = sum(min(r.rows_failing, r.rows_checked) for r in mine)
+            dimensions[dimension] = round(100 * (checked - failing) / checked, 2)
+    overall = round(sum(dimensions.values()) / len(dimensions), 2) if dimensions else 0.0
+    grade = next(letter for bound, letter in GRADES if overall >= bound)
+    return {"overall": overall, "grade": grade, "dimensions": dimensions}
+
+
+def store(conn: psycopg.Connection, run_id: str, results: list[CheckResult], scores: dict[str, Any]) -> None:
+    with conn.transaction():
+        conn.execute("delete from monitoring.check_results where run_id = %s", (run_id,))
+        with conn.cursor() as cur, cur.copy(
+            "copy monitoring.check_results (run_id, check_name, kind, layer, table_name, dimension, severity, "
+            "description, rows_checked, rows_failing, failing_sample, duration_s, passed) from stdin"
+        ) as copy:
+            for r in results:
+                copy.write_row([run_id, r.check_name, r.kind, r.layer, r.table_name, r.dimension, r.severity,
+                                r.description, r.rows_checked, r.rows_failing, json.dumps(r.failing_sample),
+                                r.duration_s, r.passed])
+        conn.execute(
+            "insert into monitoring.quality_scores (run_id, overall, grade, dimensions) values (%s, %s, %s, %s) "
+            "on conflict (run_id) do update set overall = excluded.overall, grade = excluded.grade, "
+            "dimensions = excluded.dimensions, scored_at = now()",
+            (run_id, scores["overall"], scores["grade"], json.dumps(scores["dimensions"])),
+        )
+
+
+def score_history(conn: psycopg.Connection, limit: int = 30) -> pd.DataFrame:
+    rows = conn.execute(
+        "select run_id, scored_at, overall, grade from monitoring.quality_scores order by scored_at desc limit %s",
+        (limit,)).fetchall()
+    return pd.DataFrame(rows[::-1], columns=["run_id", "scored_at", "overall", "grade"])
+
+
+def gate(results: list[CheckResult], fail_on: list[str]) -> None:
+    """Raise QualityGateError naming every stopping failure."""
+    stopping = [r for r in results if not r.passed and r.severity in fail_on]
+    if stopping:
+        lines = [f"{r.check_name} on {r.table_name}: {r.rows_failing:,} of {r.rows_checked:,} rows fail "
+                 f"({r.description}); e.g. {', '.join(map(str, r.failing_sample))}" for r in stopping]
+        raise QualityGateError(f"{len(stopping)} quality check(s) stop the run:\n  " + "\n  ".join(lines))
+
+
+def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any], history: pd.DataFrame) -> Path:
+    """quality_report.json and quality_report.html in the run's reports folder."""
+    from ecom_pipeline.reports import quality_report_html
+
+    folder = config.run_dir(run_id) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.write_json(folder / "quality_report.json", {
+        "run_id": run_id,
+        "score": scores,
+        "checks": [{**asdict(r), "passed": r.passed} for r in results],
+        "failed": [r.check_name for r in results if not r.passed],
+    })
+    quality_report_html(folder / "quality_report.html", results, scores, history)
+    return folder
+
+
+def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
+    """Run every check, store results and score, write the reports, then apply the gate."""
+    url = migrations.ensure_migrated(db.database_url())
+    with db.connection(url, autocommit=True, application="ecom_pipeline quality") as conn:
+        results = [run_check(conn, check) for check in load_checks()]
+        scores = score(results)
+        store(conn, run_id, results, scores)
+        history = score_history(conn)
+    write_reports(run_id, results, scores, history)
+    failed = [r for r in results if not r.passed]
+    runs.save_stage_result(run_id, "quality", {"checks": len(results), "failed": len(failed),
+                                               "score": scores["overall"], "grade": scores["grade"]})
+    gate(results, p.fail_on)
+    frame = pd.DataFrame([asdict(r) for r in results])
+    return frame[["check_name", "layer", "dimension", "severity", "rows_checked", "rows_failing"]]
+
+
+def score_table(run_id: str) -> pd.DataFrame:
+    """This run's score by dimension."""
+    with db.connection() as conn:
+        row = conn.execute("select overall, grade, dimensions from monitoring.quality_scores where run_id = %s",
+                           (run_id,)).fetchone()
+    dims = row[2] if row else {}
+    return pd.DataFrame({"dimension": [*dims, "overall"], "score": [*dims.values(), float(row[0]) if row else None],
+                         "grade": [""] * len(dims) + [row[1] if row else ""]})
