@@ -14,8 +14,8 @@ BASE = {"layer": "production", "dimension": "validity", "severity": "error", "de
 
 
 @pytest.fixture
-def toy(fresh_db):
-    with psycopg.connect(fresh_db, autocommit=True) as conn:
+def toy(migrated_db):
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
         conn.execute("""
             create schema toy;
             create table toy.parent (id text primary key);
@@ -23,7 +23,7 @@ def toy(fresh_db):
             insert into toy.parent values ('p1'), ('p2');
             insert into toy.child values ('c1', 'p1', 10, 'ok', now()), ('c2', 'p2', 20, 'ok', now());
         """)
-    return fresh_db
+    return migrated_db
 
 
 CASES = [
@@ -57,6 +57,21 @@ def test_check_kind_passes_then_fails(toy, spec, spoil, key):
     assert failing.rows_failing >= 1
     if key:
         assert key in failing.failing_sample
+
+
+def test_row_count_against_history(toy):
+    check = Check(name="toy_history", kind="row_count", table="toy.child", history=3, max_change=0.5, **BASE)
+    with psycopg.connect(toy, autocommit=True) as conn:
+        for run in ("r1", "r2", "r3"):
+            result = quality.run_check(conn, check)
+            assert result.passed  # too little history: only the range applies
+            quality.store(conn, run, [result], quality.score([result]))
+        conn.execute("insert into toy.child select 'x' || g, 'p1', 1, 'ok', now() from generate_series(1, 5) as g")
+        spike = quality.run_check(conn, check)
+        conn.execute("delete from toy.child")
+        drop = quality.run_check(conn, check)
+    assert (spike.rows_failing, spike.observed_value, spike.failing_sample) == (1, 7, ["7"])
+    assert (drop.rows_failing, drop.failing_sample) == (1, ["0"])
 
 
 def test_check_declaration_is_validated():

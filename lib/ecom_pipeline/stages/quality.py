@@ -69,6 +69,9 @@ class Check(BaseModel):
     max_age_hours: float | None = None
     failing: str | None = None
     checked: str | None = None
+    where: str | None = None                      # row_count: which rows to count
+    history: int | None = Field(None, ge=3)       # row_count: compare with the median of this many earlier runs
+    max_change: float = Field(0.5, gt=0)          # row_count: allowed relative distance from that median
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "Check":
@@ -81,8 +84,10 @@ class Check(BaseModel):
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
             raise ValueError(f"check {self.name} ({self.kind}) needs {', '.join(missing)}")
-        if self.kind in ("range", "row_count") and self.min is None and self.max is None:
-            raise ValueError(f"check {self.name} ({self.kind}) needs min or max")
+        if self.kind == "range" and self.min is None and self.max is None:
+            raise ValueError(f"check {self.name} (range) needs min or max")
+        if self.kind == "row_count" and self.min is None and self.max is None and self.history is None:
+            raise ValueError(f"check {self.name} (row_count) needs min, max or history")
         return self
 
 
@@ -136,14 +141,39 @@ def compile_check(check: Check) -> tuple[sql.Composable, sql.Composable]:
             col=col, t=t, age=sql.Literal(check.max_age_hours * 3600))
         return failing, one
     elif check.kind == "row_count":
-        failing = sql.SQL("select count(*)::text as key from {} having count(*) < {} or count(*) > {}").format(
-            t, sql.Literal(check.min if check.min is not None else 0),
-            sql.Literal(check.max if check.max is not None else 2**62))
-        return failing, one
+        return row_count_query(check), one
     else:
         failing = sql.SQL(check.failing)
         return failing, sql.SQL(check.checked) if check.checked else count_all
     return failing, count_all
+
+
+def row_count_query(check: Check) -> sql.Composable:
+    """The count (as ``key``) when it is out of its range, or too far from the median of earlier runs.
+
+    With fewer earlier runs than ``history`` it says so rather than guessing:
+    only the range applies.
+    """
+    where = sql.SQL(" where " + check.where) if check.where else sql.SQL("")
+    return sql.SQL(
+        """
+        with counted as (select count(*) as n from {t}{where}),
+        earlier as (
+            select observed_value from monitoring.check_results
+            where check_name = {name} and observed_value is not null
+            order by checked_at desc limit {runs}
+        ),
+        expected as (
+            select percentile_cont(0.5) within group (order by observed_value) as median, count(*) as runs
+            from earlier
+        )
+        select counted.n::text as key from counted, expected
+        where counted.n < {low} or counted.n > {high}
+           or (expected.runs >= {runs} and abs(counted.n - expected.median) > {change} * expected.median)
+        """).format(
+        t=_table(check.table), where=where, name=sql.Literal(check.name), runs=sql.Literal(check.history or 0),
+        low=sql.Literal(check.min if check.min is not None else 0),
+        high=sql.Literal(check.max if check.max is not None else 2**62), change=sql.Literal(check.max_change))
 
 
 @dataclass
@@ -159,6 +189,7 @@ class CheckResult:
     rows_failing: int
     failing_sample: list[str]
     duration_s: float
+    observed_value: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -173,9 +204,13 @@ def run_check(conn: psycopg.Connection, check: Check) -> CheckResult:
         "(select coalesce(json_agg(key), '[]') from (select key from failing limit {n}) as sample)").format(
         failing=failing, checked=checked, n=sql.Literal(SAMPLE_SIZE))
     rows_failing, rows_checked, sample = conn.execute(query).fetchone()
+    observed = None
+    if check.kind == "row_count":
+        where = sql.SQL(" where " + check.where) if check.where else sql.SQL("")
+        observed = conn.execute(sql.SQL("select count(*) from {}{}").format(_table(check.table), where)).fetchone()[0]
     return CheckResult(check.name, check.kind, check.layer, check.table, check.dimension, check.severity,
                        check.description, int(rows_checked or 0), int(rows_failing), sample,
-                       round(time.perf_counter() - started, 4))
+                       round(time.perf_counter() - started, 4), observed)
 
 
 def score(results: list[CheckResult]) -> dict[str, Any]:
@@ -197,12 +232,12 @@ def store(conn: psycopg.Connection, run_id: str, results: list[CheckResult], sco
         conn.execute("delete from monitoring.check_results where run_id = %s", (run_id,))
         with conn.cursor() as cur, cur.copy(
             "copy monitoring.check_results (run_id, check_name, kind, layer, table_name, dimension, severity, "
-            "description, rows_checked, rows_failing, failing_sample, duration_s, passed) from stdin"
+            "description, rows_checked, rows_failing, failing_sample, duration_s, passed, observed_value) from stdin"
         ) as copy:
             for r in results:
                 copy.write_row([run_id, r.check_name, r.kind, r.layer, r.table_name, r.dimension, r.severity,
                                 r.description, r.rows_checked, r.rows_failing, json.dumps(r.failing_sample),
-                                r.duration_s, r.passed])
+                                r.duration_s, r.passed, r.observed_value])
         conn.execute(
             "insert into monitoring.quality_scores (run_id, overall, grade, dimensions) values (%s, %s, %s, %s) "
             "on conflict (run_id) do update set overall = excluded.overall, grade = excluded.grade, "

@@ -11,6 +11,7 @@ create table monitoring.check_results (
     rows_checked   bigint not null,
     rows_failing   bigint not null,
     failing_sample jsonb not null default '[]',
+    observed_value numeric,                       -- row_count checks: the count, for later comparisons
     duration_s     double precision not null,
     passed         boolean not null,
     checked_at     timestamptz not null default now(),
