@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled", "returned")
-FINAL_STATUSES = ("delivered", "cancelled", "returned")
 # What counts as revenue, defined once (warehouse.dim_status.is_revenue carries it to every query).
 REVENUE_STATUSES = ("pending", "processing", "shipped", "delivered")
 PAYMENT_METHODS = ("credit_card", "debit_card", "upi", "cash_on_delivery", "net_banking", "wallet")

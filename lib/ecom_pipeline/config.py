@@ -38,11 +38,6 @@ def raw_dir() -> Path:
     return outputs_dir() / "raw"
 
 
-def latest_dir() -> Path:
-    """Stable copies of the newest run's reports."""
-    return outputs_dir() / "latest"
-
-
 def resolve_path(path: str | Path) -> Path:
     """Resolve a user-given path: absolute as is, relative to the repository root otherwise.
 

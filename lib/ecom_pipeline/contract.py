@@ -6,6 +6,9 @@ accepts any folder that follows it.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 TABLES: dict[str, dict[str, bool]] = {
     # column -> required
     "customers": {
@@ -47,3 +50,12 @@ def key_column(table: str) -> str:
 
 # A valid e-mail after trimming and lower-casing (PostgreSQL and Python regex syntax alike).
 EMAIL_PATTERN = r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+
+
+def file_sha256(path: Path) -> str:
+    """The checksum that manifests and the ingestion log record for a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

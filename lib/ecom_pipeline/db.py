@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -90,14 +89,6 @@ def connection(url: str | None = None, **kwargs: Any) -> Iterator[psycopg.Connec
         yield conn
     finally:
         conn.close()
-
-
-def ping(url: str) -> float:
-    """Round-trip latency of ``select 1`` in milliseconds; raises DatabaseUnavailable."""
-    with connection(url, autocommit=True) as conn:
-        started = time.perf_counter()
-        conn.execute("select 1")
-        return (time.perf_counter() - started) * 1000
 
 
 # -- SQL files -------------------------------------------------------------

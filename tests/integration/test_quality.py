@@ -6,7 +6,6 @@ import psycopg
 import pytest
 
 from conftest import run_pipeline
-from ecom_pipeline.params import QualityParams
 from ecom_pipeline.stages import quality
 from ecom_pipeline.stages.quality import Check, CheckResult
 

@@ -4,7 +4,6 @@ import shutil
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from conftest import REPO
 from ecom_pipeline import contract, db, migrations

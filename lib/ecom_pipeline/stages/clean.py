@@ -38,16 +38,6 @@ ACTIONS = {"insert": "inserted", "update": "updated", "unchanged": "unchanged", 
            "duplicate": "duplicates", "quarantined": "quarantined"}
 COUNT_COLUMNS = ["staged", *ACTIONS.values()]
 
-# Reason codes a quarantined row can carry (docs/csv_contract.md describes each).
-REASON_CODES = (
-    "MISSING_VALUE", "MALFORMED_DATE", "MALFORMED_NUMBER", "INVALID_EMAIL", "DUPLICATE_EMAIL", "NEGATIVE_AMOUNT",
-    "COST_ABOVE_PRICE", "INVALID_STATUS", "INVALID_PAYMENT_METHOD", "FUTURE_DATE", "ORPHAN_CUSTOMER",
-    "CUSTOMER_QUARANTINED", "BEFORE_REGISTRATION", "TOTAL_MISMATCH", "INVALID_QUANTITY", "INVALID_DISCOUNT",
-    "LINE_TOTAL_MISMATCH", "ORDER_QUARANTINED", "ORPHAN_ORDER", "ORPHAN_PRODUCT", "PRODUCT_QUARANTINED",
-    "ITEM_CHANGED",
-)
-
-
 # Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load).
 BULK_TABLES = ["production.orders", "production.order_items"]
 

@@ -16,7 +16,6 @@ integer cents and formatted by Arrow, which also writes the CSV.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import shutil
@@ -76,14 +75,6 @@ def _day_number(day: dt.date) -> int:
 
 def _ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower().replace(" ", "")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- pools ---------------------------------------------------------------------
@@ -709,7 +700,7 @@ def _manifest(p: GenerateParams, batch_id: str, days: np.ndarray, first: bool, f
     files = {}
     for table in contract.TABLE_ORDER:
         path = folder / contract.file_name(table)
-        files[table] = {"file": path.name, "rows": rows[table], "sha256": _sha256(path)}
+        files[table] = {"file": path.name, "rows": rows[table], "sha256": contract.file_sha256(path)}
     return {
         "batch_id": batch_id,
         "kind": "initial" if first else "incremental",

@@ -29,13 +29,12 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -129,14 +128,6 @@ def check_batch(folder: Path) -> list[SourceFile]:
                 raise IngestError(f"batch {folder.name}: {path.name} repeats column(s) {', '.join(duplicated)}")
         files.append(SourceFile(folder.name, table, path, header))
     return files
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- loading one file --------------------------------------------------------------
@@ -283,7 +274,7 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Compo
 def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> FileResult:
     """Load one file in one transaction (replacing the batch's earlier rows of that table)."""
     started = time.perf_counter()
-    digest, size = sha256_of(source.path), source.path.stat().st_size
+    digest, size = contract.file_sha256(source.path), source.path.stat().st_size
     with db.connection(url, application="ecom_pipeline ingest") as conn, conn.transaction():
         done = conn.execute(
             "select sha256 from staging.ingestion_log where batch_id = %s and table_name = %s",
