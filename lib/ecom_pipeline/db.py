@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -24,6 +24,9 @@ from psycopg import sql
 from dotenv import dotenv_values
 
 from ecom_pipeline import config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,15 @@ def query(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None 
 
 def query_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     return query(conn, read_sql(name), params)
+
+
+def query_frame(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Rows of the SQL file's statement as a DataFrame (its columns even when there is no row)."""
+    import pandas as pd
+
+    with psycopg.ClientCursor(conn) as cur:
+        cur.execute(_bind(read_sql(name), params), params or None)
+        return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
 
 
 # -- bulk loads --------------------------------------------------------------

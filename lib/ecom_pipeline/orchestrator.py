@@ -40,6 +40,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("clean", "03_clean_production.ipynb", "staging into production, with quarantine"),
     Stage("warehouse", "04_build_warehouse.ipynb", "star schema with SCD2 dimensions and aggregates"),
     Stage("quality", "05_check_quality.ipynb", "declared checks over every layer, score and gate"),
+    Stage("analytics", "06_analytics.ipynb", "analyses, insights, dashboard and BI export"),
 )
 STAGE_NAMES = [s.name for s in STAGES]
 

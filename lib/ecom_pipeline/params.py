@@ -106,6 +106,12 @@ class QualityParams(Strict):
     fail_on: list[Literal["error", "warn"]] = Field(["error"], description="severities whose failures stop the run")
 
 
+class AnalyticsParams(Strict):
+    top_products: int = Field(20, ge=1, description="products in the top-products analysis")
+    export_formats: list[Literal["csv", "parquet"]] = Field(
+        ["csv", "parquet"], description="formats of the warehouse export for BI tools; [] turns it off")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -118,6 +124,7 @@ class PipelineParams(Strict):
     clean: CleanParams = CleanParams()
     warehouse: WarehouseParams = WarehouseParams()
     quality: QualityParams = QualityParams()
+    analytics: AnalyticsParams = AnalyticsParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -1,0 +1,374 @@
+"""The questions an e-commerce team asks, answered from the warehouse.
+
+Each analysis is one SQL file under ``sql/analytics/``; its result is saved as
+CSV in the run's ``analytics/`` folder. Insights are sentences computed from
+those results (never fixed text), each with the values behind it, and go into
+``analytics_summary.json`` with the headline figures. The dashboard
+(:mod:`ecom_pipeline.dashboard`) shows them; the warehouse is also exported
+to CSV and Parquet for BI tools that cannot reach PostgreSQL.
+
+All analyses read one consistent snapshot (one repeatable-read transaction).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import psycopg
+from psycopg.types.numeric import FloatLoader
+
+from ecom_pipeline import config, db, migrations, runs
+from ecom_pipeline.params import AnalyticsParams
+
+log = logging.getLogger(__name__)
+
+# In the order the analytics summary lists them; each is sql/analytics/<name>.sql.
+ANALYSES = ("top_products", "monthly_trend", "category_performance", "category_monthly", "payment_mix",
+            "region_revenue", "spend_bands", "customer_lifetime_value", "customer_pareto", "rfm_segments",
+            "cohort_retention", "product_profitability", "discount_impact", "day_of_week", "seasonality",
+            "daily_sales")
+
+# What the BI export holds: the star schema and the aggregates.
+EXPORT_TABLES = ("dim_date", "dim_customer", "dim_product", "dim_status", "dim_payment_method", "fact_sales",
+                 "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
+
+
+@dataclass
+class Analytics:
+    """The results of one analytics run: headline figures, one frame per analysis, the insights."""
+
+    kpis: dict[str, Any]
+    frames: dict[str, pd.DataFrame]
+    insights: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# -- analyses ------------------------------------------------------------------
+
+def run_analyses(url: str, p: AnalyticsParams) -> Analytics:
+    """Every analysis over one snapshot of the warehouse."""
+    timings: dict[str, float] = {}
+    with db.connection(url, application="ecom_pipeline analytics") as conn:
+        # Figures are for reading and charting: numeric comes back as float (the warehouse keeps the cents).
+        conn.adapters.register_loader("numeric", FloatLoader)
+        conn.execute("set transaction isolation level repeatable read")  # not read only: a temp table
+        conn.execute("set local timezone to 'UTC'")
+        conn.execute("set local work_mem to '256MB'")
+        conn.execute("set local temp_buffers to '256MB'")
+        started = time.perf_counter()
+        db.run_sql_file(conn, "analytics/orders.sql")
+        timings["orders"] = round(time.perf_counter() - started, 3)
+        kpis = db.query_frame(conn, "analytics/kpis.sql").iloc[0].to_dict()
+        frames = {}
+        for name in ANALYSES:
+            started = time.perf_counter()
+            frames[name] = db.query_frame(conn, f"analytics/{name}.sql", {"top_n": p.top_products})
+            timings[name] = round(time.perf_counter() - started, 3)
+        conn.rollback()  # the working table goes with the transaction
+    return Analytics(_plain(kpis), frames, insights(kpis, frames), timings)
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars and dates as plain JSON-friendly values."""
+    out = {}
+    for key, value in values.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and value != value:  # NaN
+            value = None
+        out[key] = value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+    return out
+
+
+# -- insights --------------------------------------------------------------------
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.0f}%"
+
+
+def _more_or_less(ratio: float) -> str:
+    return f"{_pct(abs(ratio - 1))} {'more' if ratio >= 1 else 'less'}"
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def category_insight(kpis, frames) -> dict[str, Any] | None:
+    cats = frames["category_performance"]
+    cats = cats[cats["revenue"] > 0].sort_values("revenue", ascending=False)
+    if len(cats) < 2:
+        return None
+    top = cats.head(2)
+    share = float(top["revenue_share"].sum())
+    return {
+        "key": "top_categories",
+        "text": f"{_names(list(top['category']))} bring {_pct(share)} of revenue "
+                f"from {_pct(float(top['line_share'].sum()))} of order lines.",
+        "values": {"categories": list(top["category"]), "revenue_share": round(share, 4),
+                   "line_share": dict(zip(frames["category_performance"]["category"],
+                                          frames["category_performance"]["line_share"].round(4)))},
+    }
+
+
+def weekend_insight(kpis, frames) -> dict[str, Any] | None:
+    days = frames["day_of_week"]
+    weekend, weekday = days[days["is_weekend"]], days[~days["is_weekend"]]
+    if weekend["days"].sum() == 0 or weekday["days"].sum() == 0 or weekday["revenue"].sum() == 0:
+        return None
+    revenue = (weekend["revenue"].sum() / weekend["days"].sum()) / (weekday["revenue"].sum() / weekday["days"].sum())
+    orders = ((weekend["orders_placed"].sum() / weekend["days"].sum())
+              / (weekday["orders_placed"].sum() / weekday["days"].sum()))
+    return {
+        "key": "weekend_vs_weekday",
+        "text": f"Weekend days average {_more_or_less(revenue)} revenue than weekdays "
+                f"({_more_or_less(orders)} orders).",
+        "values": {"revenue_ratio": round(float(revenue), 4), "orders_ratio": round(float(orders), 4)},
+    }
+
+
+def pareto_insight(kpis, frames) -> dict[str, Any] | None:
+    curve = frames["customer_pareto"]
+    at = curve[curve["customer_share"] == 0.2]
+    if at.empty or curve["customers"].max() < 5:
+        return None
+    share = float(at["revenue_share"].iloc[0])
+    return {
+        "key": "customer_concentration",
+        "text": f"The top 20% of customers bring {_pct(share)} of revenue.",
+        "values": {"customer_share": 0.2, "revenue_share": round(share, 4)},
+    }
+
+
+def payment_insight(kpis, frames) -> dict[str, Any] | None:
+    mix = frames["payment_mix"]
+    if mix.empty:
+        return None
+    top = mix.iloc[0]
+    return {
+        "key": "payment_method",
+        "text": f"{top['display_name']} pays for {_pct(top['order_share'])} of orders.",
+        "values": {"payment_method": top["payment_method"], "order_share": round(float(top["order_share"]), 4),
+                   "order_shares": dict(zip(mix["payment_method"], mix["order_share"].round(4)))},
+    }
+
+
+def seasonality_insight(kpis, frames) -> dict[str, Any] | None:
+    months = frames["seasonality"]
+    if len(months) < 3 or months["revenue_per_day"].mean() == 0:
+        return None
+    peak = months.loc[months["revenue_per_day"].idxmax()]
+    revenue = peak["revenue_per_day"] / months["revenue_per_day"].mean()
+    busiest = months.loc[months["orders_per_day"].idxmax()]
+    return {
+        "key": "seasonal_peak",
+        "text": f"Revenue peaks in {peak['month_name']} at {revenue:.1f}x the average month "
+                f"(revenue per day); orders peak in {busiest['month_name']}.",
+        "values": {"peak_month": int(peak["month"]), "revenue_ratio": round(float(revenue), 4),
+                   "orders_peak_month": int(busiest["month"]),
+                   "orders_ratio": round(float(busiest["orders_per_day"] / months["orders_per_day"].mean()), 4)},
+    }
+
+
+def cancellation_insight(kpis, frames) -> dict[str, Any] | None:
+    placed = kpis.get("orders_placed") or 0
+    if not placed:
+        return None
+    cancelled, returned = kpis["cancelled_orders"] / placed, kpis["returned_orders"] / placed
+    return {
+        "key": "cancellations_and_returns",
+        "text": f"{100 * cancelled:.1f}% of orders were cancelled and {100 * returned:.1f}% returned.",
+        "values": {"cancel_rate": round(cancelled, 4), "return_rate": round(returned, 4)},
+    }
+
+
+def discount_insight(kpis, frames) -> dict[str, Any] | None:
+    lines = frames["discount_impact"]
+    full, discounted = lines[lines["discount_pct"] == 0], lines[lines["discount_pct"] > 0]
+    if full.empty or discounted.empty or full["revenue"].sum() == 0 or discounted["revenue"].sum() == 0:
+        return None
+    margin_full = full["profit"].sum() / full["revenue"].sum()
+    margin_disc = discounted["profit"].sum() / discounted["revenue"].sum()
+    units_full = full["units_per_line"].iloc[0]
+    units_disc = (discounted["units_per_line"] * discounted["lines"]).sum() / discounted["lines"].sum()
+    return {
+        "key": "discount_impact",
+        "text": f"Discounted lines sell {units_disc / units_full:.2f}x the units of full-price lines, at a margin "
+                f"of {_pct(margin_disc)} against {_pct(margin_full)}.",
+        "values": {"units_ratio": round(float(units_disc / units_full), 4),
+                   "margin_discounted": round(float(margin_disc), 4), "margin_full_price": round(float(margin_full), 4)},
+    }
+
+
+def rfm_insight(kpis, frames) -> dict[str, Any] | None:
+    segments = frames["rfm_segments"]
+    if segments.empty:
+        return None
+    top = segments.iloc[0]
+    return {
+        "key": "rfm_segment",
+        "text": f"{top['rfm_segment']} are {_pct(top['customer_share'])} of buying customers and bring "
+                f"{_pct(top['revenue_share'])} of revenue.",
+        "values": {"segment": top["rfm_segment"], "customer_share": round(float(top["customer_share"]), 4),
+                   "revenue_share": round(float(top["revenue_share"]), 4)},
+    }
+
+
+def region_insight(kpis, frames) -> dict[str, Any] | None:
+    states = frames["region_revenue"]
+    if states.empty:
+        return None
+    regions = states.groupby("region")["revenue"].sum().sort_values(ascending=False)
+    top = states.iloc[0]
+    share = regions.iloc[0] / regions.sum()
+    return {
+        "key": "top_region",
+        "text": f"The {regions.index[0]} brings {_pct(share)} of revenue; {top['state']} is the top state "
+                f"with {_pct(top['revenue_share'])}.",
+        "values": {"region": regions.index[0], "region_share": round(float(share), 4), "state": top["state"],
+                   "state_share": round(float(top["revenue_share"]), 4)},
+    }
+
+
+INSIGHTS: tuple[Callable[[dict[str, Any], dict[str, pd.DataFrame]], dict[str, Any] | None], ...] = (
+    category_insight, weekend_insight, pareto_insight, payment_insight, seasonality_insight, region_insight,
+    rfm_insight, discount_insight, cancellation_insight,
+)
+
+
+def insights(kpis: dict[str, Any], frames: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Every insight the data supports (one needing data that is not there is left out)."""
+    if not kpis.get("orders_placed"):
+        return []
+    found = (rule(kpis, frames) for rule in INSIGHTS)
+    return [_json_ready(i) for i in found if i is not None]
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value.item() if hasattr(value, "item") else value
+
+
+# -- BI export -----------------------------------------------------------------------
+
+def export_warehouse(url: str, folder: Path, formats: list[str]) -> dict[str, dict[str, Any]]:
+    """The star schema and aggregates as CSV (header row, UTF-8) and/or Parquet, one file per table."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    written: dict[str, dict[str, Any]] = {}
+    csv_dir = folder / "csv"
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    with db.connection(url, application="ecom_pipeline export") as conn:
+        conn.execute("set transaction isolation level repeatable read, read only")
+        conn.execute("set local timezone to 'UTC'")
+        for table in EXPORT_TABLES:
+            path = csv_dir / f"{table}.csv"
+            with path.open("wb") as out, conn.cursor().copy(
+                    f"copy (select * from warehouse.{table}) to stdout with (format csv, header)") as copy:
+                for block in copy:
+                    out.write(block)
+            rows = conn.execute(f"select count(*) from warehouse.{table}").fetchone()[0]
+            written[table] = {"rows": rows}
+            if "csv" in formats:
+                written[table]["csv"] = str(path.relative_to(folder))
+            if "parquet" in formats:
+                arrow = pacsv.read_csv(path, convert_options=_arrow_types(conn, table))
+                target = folder / "parquet" / f"{table}.parquet"
+                target.parent.mkdir(exist_ok=True)
+                pq.write_table(arrow, target)
+                written[table]["parquet"] = str(target.relative_to(folder))
+        conn.rollback()
+    if "csv" not in formats:
+        shutil.rmtree(csv_dir)
+    return written
+
+
+def _arrow_types(conn: psycopg.Connection, table: str):
+    """Column types for reading the table's CSV: exact decimals, UTC timestamps, t/f booleans."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    arrow_types = {"integer": pa.int32(), "smallint": pa.int16(), "bigint": pa.int64(), "boolean": pa.bool_(),
+                   "text": pa.string(), "date": pa.date32(), "timestamp with time zone": pa.timestamp("us", "UTC")}
+    types = {}
+    for column, kind, precision, scale in conn.execute(
+            "select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns "
+            "where table_schema = 'warehouse' and table_name = %s order by ordinal_position", (table,)):
+        if kind == "numeric":
+            types[column] = pa.decimal128(precision or 38, scale or 0)
+        else:
+            types[column] = arrow_types[kind]
+    return pacsv.ConvertOptions(column_types=types, true_values=["t"], false_values=["f"],
+                                strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                timestamp_parsers=["%Y-%m-%d %H:%M:%S%z", pacsv.ISO8601])
+
+
+# -- the stage -------------------------------------------------------------------------
+
+def write_results(run_id: str, result: Analytics) -> Path:
+    """Each analysis as CSV and the summary, in the run's analytics folder."""
+    folder = config.run_dir(run_id) / "analytics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in result.frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    summary = folder / "analytics_summary.json"
+    runs.write_json(summary, {
+        "run_id": run_id,
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "kpis": result.kpis,
+        "insights": result.insights,
+        "analyses": {name: {"rows": len(frame), "file": f"analytics/{name}.csv"}
+                     for name, frame in result.frames.items()},
+        "timings_s": result.timings,
+    })
+    return summary
+
+
+def publish_latest(files: list[Path]) -> Path:
+    """Copy the run's reports to ``outputs/latest/`` (replaced whole, so a reader never sees half a file)."""
+    latest = config.outputs_dir() / "latest"
+    latest.mkdir(parents=True, exist_ok=True)
+    for source in files:
+        tmp = latest / (source.name + ".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(latest / source.name)
+    return latest
+
+
+def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
+    """Analyses, insights, dashboard and BI export for the current warehouse."""
+    from ecom_pipeline import dashboard
+
+    url = migrations.ensure_migrated(db.database_url())
+    result = run_analyses(url, p)
+    summary = write_results(run_id, result)
+    started = time.perf_counter()
+    page = dashboard.write_dashboard(config.run_dir(run_id) / "reports" / "dashboard.html", run_id, result)
+    result.timings["dashboard"] = round(time.perf_counter() - started, 3)
+    exported = {}
+    if p.export_formats:
+        started = time.perf_counter()
+        exported = export_warehouse(url, config.run_dir(run_id) / "export", list(p.export_formats))
+        result.timings["export"] = round(time.perf_counter() - started, 3)
+    publish_latest([page, summary])
+    runs.save_stage_result(run_id, "analytics", {
+        "analyses": len(result.frames), "insights": len(result.insights),
+        "dashboard_mb": round(page.stat().st_size / 1e6, 2), "exported_tables": len(exported),
+    })
+    log.info("analytics: %d analyses, %d insights in %s", len(result.frames), len(result.insights), result.timings)
+    return result
+
+
+def insight_table(result: Analytics) -> pd.DataFrame:
+    return pd.DataFrame([{"insight": i["key"], "finding": i["text"]} for i in result.insights])
