@@ -196,11 +196,11 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
-def scratch_database(server_url: str, prefix: str = "t") -> Iterator[str]:
-    """Create an empty database on the server of ``server_url``; drop it afterwards."""
+def scratch_database(server_url: str, prefix: str = "t", template: str | None = None) -> Iterator[str]:
+    """Create a database on the server of ``server_url`` (empty, or a copy of ``template``); drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+        conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
     try:
         yield with_database(server_url, name)
     finally:

@@ -41,6 +41,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("warehouse", "04_build_warehouse.ipynb", "star schema with SCD2 dimensions and aggregates"),
     Stage("quality", "05_check_quality.ipynb", "declared checks over every layer, score and gate"),
     Stage("analytics", "06_analytics.ipynb", "analyses, insights, dashboard and BI export"),
+    Stage("monitoring", "07_monitoring.ipynb", "health, freshness, volumes, quality trend, alerts"),
 )
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -311,8 +312,20 @@ def execute_run(plan: RunPlan, url: str) -> int:
         finally:
             _record_run_end(conn, plan.run_id, status, error)
             _write_summary(plan, status, started, outcomes, database, previous)
+    if status != "success":
+        _report_failure(plan, url)
     _print_summary(plan, status, outcomes, started)
     return 0 if status == "success" else 1
+
+
+def _report_failure(plan: RunPlan, url: str) -> None:
+    """A failed run never reaches the monitoring notebook: write its report and send its alerts here."""
+    from ecom_pipeline import monitoring
+
+    try:
+        monitoring.monitor(plan.params.monitoring, plan.run_id, url)
+    except Exception as exc:  # the run's own failure is what must be reported; never hide it behind this one
+        log.error("the monitoring report of the failed run could not be written: %s", db.redact(str(exc), url))
 
 
 def _print_summary(plan: RunPlan, status: str, outcomes: list[StageOutcome], started: dt.datetime) -> None:

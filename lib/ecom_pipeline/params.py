@@ -112,6 +112,20 @@ class AnalyticsParams(Strict):
         ["csv", "parquet"], description="formats of the warehouse export for BI tools; [] turns it off")
 
 
+class MonitoringParams(Strict):
+    history_runs: int = Field(30, ge=1, description="earlier runs and batches compared with")
+    min_history: int = Field(5, ge=1, description="earlier runs or batches needed before judging durations and volumes")
+    max_hours_since_success: float = Field(26.0, gt=0, description="warning when the last success is older")
+    duration_factor: float = Field(2.0, gt=1, description="warning when a run takes this many times the median")
+    max_event_lag_hours: float = Field(48.0, gt=0, description="newest order against the end of its batch's day")
+    max_load_lag_hours: float = Field(26.0, gt=0, description="newest load of each layer against now")
+    volume_threshold: float = Field(3.5, gt=0, description="robust z-score (median, MAD) beyond which rows are anomalous")
+    quality_drop: float = Field(5.0, gt=0, description="points below the median score that count as degradation")
+    connect_timeout_s: int = Field(5, ge=1)
+    resend_after_hours: float = Field(24.0, ge=0, description="a persisting alert is sent again after this long")
+    sink_timeout_s: float = Field(10.0, gt=0, description="per webhook or SMTP attempt")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -125,6 +139,7 @@ class PipelineParams(Strict):
     warehouse: WarehouseParams = WarehouseParams()
     quality: QualityParams = QualityParams()
     analytics: AnalyticsParams = AnalyticsParams()
+    monitoring: MonitoringParams = MonitoringParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -47,3 +47,48 @@ def quality_report_html(path: Path, results: list["CheckResult"], scores: dict[s
     failing = ("<h2>Failing checks</h2>" + _table(failed)) if len(failed) else "<p class='pass'>No check fails.</p>"
     parts = [summary, *figures_html([("quality-by-dimension", by_dimension), ("quality-trend", trend)]), failing]
     path.write_text(_page("Data quality report", parts))
+
+
+def monitoring_report_html(path: Path, report: dict[str, Any]) -> None:
+    """Alerts on top; freshness lags, rows per batch and the quality trend below."""
+    colour = {"healthy": "pass", "degraded": "fail", "critical": "fail"}[report["status"]]
+    parts = [f"<p class='{colour}'>Status <b>{report['status']}</b>, health score <b>{report['health_score']}</b>"
+             f" · {html.escape(report['generated_at'])}" + (f" · run {html.escape(report['run_id'])}"
+                                                          if report.get("run_id") else "") + "</p>"]
+    alerts = pd.DataFrame(report["alerts"], columns=["severity", "check", "message"])
+    parts.append("<h2>Alerts</h2>" + (_table(alerts) if len(alerts) else "<p class='pass'>No alert.</p>"))
+    figures = []
+    health = report.get("pipeline_health") or {}
+    history = health.get("history") or []
+    if history:
+        runs = pd.DataFrame(history).iloc[::-1]
+        fig = go.Figure(go.Bar(x=runs["run_id"], y=runs["duration_s"],
+                               marker_color=["#c44e52" if s == "failed" else "#2f6fb0" for s in runs["status"]]))
+        fig.update_layout(title="Run durations (s), failed runs in red", height=320)
+        figures.append(("monitoring-durations", fig))
+    volumes = (report.get("volume_anomalies") or {}).get("history") or []
+    if volumes:
+        rows = pd.DataFrame(volumes).sort_values("batch_id")
+        fig = go.Figure([go.Scatter(x=g["batch_id"], y=g["row_count"], mode="lines+markers", name=table)
+                         for table, g in rows.groupby("table_name")])
+        fig.update_layout(title="Rows per batch and table", height=360, yaxis_type="log")
+        figures.append(("monitoring-volumes", fig))
+    quality = (report.get("quality_trend") or {}).get("history") or []
+    if quality:
+        scores = pd.DataFrame(quality).iloc[::-1]
+        fig = go.Figure(go.Scatter(x=scores["run_id"], y=scores["overall"], mode="lines+markers"))
+        fig.update_layout(title="Quality score by run", height=320, yaxis_range=[0, 100])
+        figures.append(("monitoring-quality", fig))
+    layers = (report.get("data_freshness") or {}).get("layers") or {}
+    if layers:
+        fig = go.Figure([go.Bar(x=list(layers), y=[v["event_lag_hours"] for v in layers.values()],
+                                name="event time lag (h)"),
+                         go.Bar(x=list(layers), y=[v["load_lag_hours"] for v in layers.values()],
+                                name="load time lag (h)")])
+        fig.update_layout(title="Freshness lag by layer (hours)", height=320)
+        figures.append(("monitoring-freshness", fig))
+    database = report["database"]
+    parts.append("<h2>Database</h2>" + _table(pd.DataFrame([{k: database[k] for k in (
+        "reachable", "target", "latency_ms", "server_version", "active_connections", "size_bytes", "error")}])))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page("Pipeline monitoring", parts + figures_html(figures)))

@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +37,8 @@ ANALYSES = ("top_products", "monthly_trend", "category_performance", "category_m
             "cohort_retention", "product_profitability", "discount_impact", "day_of_week", "seasonality",
             "daily_sales")
 
+SNAPSHOT_WAIT_S = 600  # how long the analyses hold their snapshot open for the export to take it
+
 # What the BI export holds: the star schema and the aggregates.
 EXPORT_TABLES = ("dim_date", "dim_customer", "dim_product", "dim_status", "dim_payment_method", "fact_sales",
                  "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
@@ -52,26 +56,35 @@ class Analytics:
 
 # -- analyses ------------------------------------------------------------------
 
-def run_analyses(url: str, p: AnalyticsParams) -> Analytics:
-    """Every analysis over one snapshot of the warehouse."""
+def run_analyses(url: str, p: AnalyticsParams,
+                 on_snapshot: Callable[[str], threading.Event] | None = None) -> Analytics:
+    """Every analysis over one snapshot of the warehouse.
+
+    ``on_snapshot`` is given the snapshot's id so that another connection can read the very same
+    state (the BI export does, in parallel); it returns an event set once the snapshot is imported,
+    and the snapshot is held open until then.
+    """
     timings: dict[str, float] = {}
     with db.connection(url, application="ecom_pipeline analytics") as conn:
         # Figures are for reading and charting: numeric comes back as float (the warehouse keeps the cents).
         conn.adapters.register_loader("numeric", FloatLoader)
-        conn.execute("set transaction isolation level repeatable read")  # not read only: a temp table
+        conn.execute("set transaction isolation level repeatable read")  # not read only: temp tables
         conn.execute("set local timezone to 'UTC'")
         conn.execute("set local work_mem to '256MB'")
         conn.execute("set local temp_buffers to '256MB'")
+        imported = on_snapshot(conn.execute("select pg_export_snapshot()").fetchone()[0]) if on_snapshot else None
         started = time.perf_counter()
         db.run_sql_file(conn, "analytics/orders.sql")
-        timings["orders"] = round(time.perf_counter() - started, 3)
+        timings["working_tables"] = round(time.perf_counter() - started, 3)
         kpis = db.query_frame(conn, "analytics/kpis.sql").iloc[0].to_dict()
         frames = {}
         for name in ANALYSES:
             started = time.perf_counter()
             frames[name] = db.query_frame(conn, f"analytics/{name}.sql", {"top_n": p.top_products})
             timings[name] = round(time.perf_counter() - started, 3)
-        conn.rollback()  # the working table goes with the transaction
+        if imported is not None:
+            imported.wait(SNAPSHOT_WAIT_S)
+        conn.rollback()  # the working tables go with the transaction
     return Analytics(_plain(kpis), frames, insights(kpis, frames), timings)
 
 
@@ -261,16 +274,28 @@ def _json_ready(value: Any) -> Any:
 
 # -- BI export -----------------------------------------------------------------------
 
-def export_warehouse(url: str, folder: Path, formats: list[str]) -> dict[str, dict[str, Any]]:
-    """The star schema and aggregates as CSV (header row, UTF-8) and/or Parquet, one file per table."""
+def export_warehouse(url: str, folder: Path, formats: list[str], snapshot: str | None = None,
+                     imported: threading.Event | None = None) -> dict[str, dict[str, Any]]:
+    """The star schema and aggregates as CSV (header row, UTF-8) and/or Parquet, one file per table.
+
+    With ``snapshot``, the export reads exactly what the analyses read (``imported`` is set once it has
+    taken the snapshot, or failed to).
+    """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     written: dict[str, dict[str, Any]] = {}
     csv_dir = folder / "csv"
     csv_dir.mkdir(parents=True, exist_ok=True)
-    with db.connection(url, application="ecom_pipeline export") as conn:
+    try:
+        conn = db.connect(url, application="ecom_pipeline export")
         conn.execute("set transaction isolation level repeatable read, read only")
+        if snapshot:
+            conn.execute(f"set transaction snapshot '{snapshot}'")
+    finally:
+        if imported is not None:
+            imported.set()
+    with conn:
         conn.execute("set local timezone to 'UTC'")
         for table in EXPORT_TABLES:
             path = csv_dir / f"{table}.csv"
@@ -347,20 +372,26 @@ def publish_latest(files: list[Path]) -> Path:
 
 
 def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
-    """Analyses, insights, dashboard and BI export for the current warehouse."""
+    """Analyses, insights, dashboard and BI export (in parallel with the analyses) for the current warehouse."""
     from ecom_pipeline import dashboard
 
     url = migrations.ensure_migrated(db.database_url())
-    result = run_analyses(url, p)
-    summary = write_results(run_id, result)
-    started = time.perf_counter()
-    page = dashboard.write_dashboard(config.run_dir(run_id) / "reports" / "dashboard.html", run_id, result)
-    result.timings["dashboard"] = round(time.perf_counter() - started, 3)
-    exported = {}
-    if p.export_formats:
+    folder = config.run_dir(run_id)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
+        export = None
+
+        def start_export(snapshot: str) -> threading.Event:
+            nonlocal export
+            imported = threading.Event()
+            export = pool.submit(export_warehouse, url, folder / "export", list(p.export_formats), snapshot, imported)
+            return imported
+
         started = time.perf_counter()
-        exported = export_warehouse(url, config.run_dir(run_id) / "export", list(p.export_formats))
-        result.timings["export"] = round(time.perf_counter() - started, 3)
+        result = run_analyses(url, p, start_export if p.export_formats else None)
+        summary = write_results(run_id, result)
+        page = dashboard.write_dashboard(folder / "reports" / "dashboard.html", run_id, result)
+        exported = export.result() if export else {}
+        result.timings["stage"] = round(time.perf_counter() - started, 3)
     publish_latest([page, summary])
     runs.save_stage_result(run_id, "analytics", {
         "analyses": len(result.frames), "insights": len(result.insights),

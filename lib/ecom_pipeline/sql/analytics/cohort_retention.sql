@@ -1,27 +1,26 @@
 -- Customers by the month of their first purchase (revenue statuses), and the share of each cohort
 -- buying again 0, 1, 2, ... months later.
 with purchases as (
-    select distinct o.customer_id, date_trunc('month', d.full_date)::date as month
+    select o.customer_id, o.month
     from analytics_orders as o
-    join warehouse.dim_date as d on d.date_key = o.date_key
     where o.is_revenue
+    group by o.customer_id, o.month
 ),
 
 cohorts as (
-    select
-        p.customer_id,
-        p.month,
-        min(p.month) over (partition by p.customer_id) as cohort_month
+    select p.customer_id, min(p.month) as cohort_month
     from purchases as p
+    group by p.customer_id
 ),
 
 active as (
     select
         c.cohort_month,
-        ((extract(year from c.month) - extract(year from c.cohort_month)) * 12
-         + extract(month from c.month) - extract(month from c.cohort_month))::integer as months_since,
+        ((extract(year from p.month) - extract(year from c.cohort_month)) * 12
+         + extract(month from p.month) - extract(month from c.cohort_month))::integer as months_since,
         count(*) as customers
-    from cohorts as c
+    from purchases as p
+    join cohorts as c on c.customer_id = p.customer_id
     group by 1, 2
 )
 

@@ -5,7 +5,7 @@ with ranked as (
         a.customer_id,
         a.lifetime_value,
         a.orders,
-        ntile(10) over (order by a.lifetime_value desc, a.customer_id) as decile
+        ntile(10) over (order by a.lifetime_value desc, a.customer_id collate "C") as decile
     from warehouse.agg_customer_metrics as a
     where a.orders > 0
 ),

@@ -11,7 +11,6 @@ select
     count(*) as orders_placed,
     count(*) filter (where o.status = 'cancelled') as cancelled_orders,
     count(*) filter (where o.status = 'returned') as returned_orders,
-    min(d.full_date) as first_date,
-    max(d.full_date) as last_date
+    (select min(full_date) from warehouse.agg_daily_sales) as first_date,
+    (select max(full_date) from warehouse.agg_daily_sales) as last_date
 from analytics_orders as o
-join warehouse.dim_date as d on d.date_key = o.date_key
