@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="start at this stage")
     parser.add_argument("--only", choices=STAGE_NAMES, help="run this stage alone")
     parser.add_argument("--resume", metavar="RUN_ID", help="re-run a failed run from the stage that failed")
+    parser.add_argument("--schedule", metavar="CRON",
+                        help='keep running: one run per fire time of the cron expression, e.g. "0 2 * * *", '
+                             "catching up missed ones after downtime (docs/operations.md)")
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     return parser
 
@@ -359,11 +362,44 @@ def _terminate_cleanly(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_scheduled(args: argparse.Namespace, url: str) -> int:
+    """``--schedule``: one run per cron slot, then the retention cleanup after each success."""
+    from ecom_pipeline import cleanup, schedule
+
+    if args.resume or args.only or args.from_stage or args.run_id:
+        raise ParamsError("--schedule runs whole runs: it cannot be combined with --resume, --only, --from")
+    operations = load_params(args.params, args.overrides).operations
+
+    def run_slot(slot: dt.datetime) -> int:
+        try:
+            plan = plan_run(args)
+            code = execute_run(plan, url)
+        except db.PipelineLocked as exc:
+            log.error("%s", exc)
+            return 3
+        if code == 0 and operations.retention_days:
+            try:
+                cleanup.cleanup(url, operations.retention_days)
+            except Exception as exc:  # a failed cleanup must not stop the nightly runs
+                log.error("retention cleanup failed: %s", db.redact(str(exc), url))
+        return code
+
+    try:
+        return schedule.serve(args.schedule, run_slot, operations.max_catch_up)
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_cleanly)
     try:
+        if args.schedule:
+            load_params(args.params, args.overrides)  # refuse bad parameters before waiting for anything
+            url = db.database_url()
+            os.environ["DATABASE_URL"] = url
+            return run_scheduled(args, url)
         plan = plan_run(args)
         url = db.database_url()
         os.environ["DATABASE_URL"] = url  # inherited by the notebook kernels, never a parameter

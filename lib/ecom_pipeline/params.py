@@ -126,6 +126,11 @@ class MonitoringParams(Strict):
     sink_timeout_s: float = Field(10.0, gt=0, description="per webhook or SMTP attempt")
 
 
+class OperationsParams(Strict):
+    retention_days: int | None = Field(30, ge=1, description="a scheduled run removes older records; null keeps all")
+    max_catch_up: int = Field(31, ge=1, description="missed schedule slots run after downtime, newest first kept")
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -140,6 +145,7 @@ class PipelineParams(Strict):
     quality: QualityParams = QualityParams()
     analytics: AnalyticsParams = AnalyticsParams()
     monitoring: MonitoringParams = MonitoringParams()
+    operations: OperationsParams = OperationsParams()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -136,10 +136,14 @@ class _SlowPath(Exception):
     """The file needs record-by-record parsing."""
 
 
+def partition_name(table: str, batch_id: str) -> str:
+    """The name of the staging partition of ``table`` for one batch (in schema ``staging``)."""
+    return f"{table}_{hashlib.sha1(batch_id.encode()).hexdigest()[:16]}"
+
+
 def batch_partition(conn: psycopg.Connection, table: str, batch_id: str) -> sql.Composed:
     """The staging partition of ``table`` for one batch, created if missing; its name as SQL."""
-    name = f"{table}_{hashlib.sha1(batch_id.encode()).hexdigest()[:16]}"
-    target = sql.Identifier("staging", name)
+    target = sql.Identifier("staging", partition_name(table, batch_id))
     conn.execute(sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
         target, sql.Identifier("staging", table), sql.Literal(batch_id)))
     return target
