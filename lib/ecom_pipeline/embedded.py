@@ -127,3 +127,9 @@ def _ensure_database(admin_url: str, name: str) -> None:
         exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'create database "{name}"')
+
+
+def release(pgdata: Path | None = None) -> None:
+    """Give up this process's use of the server now (it stops if no other process uses it)."""
+    pgserver = _import_pgserver()
+    pgserver.get_server(pgdata or default_pgdata(), cleanup_mode="stop", start=False)._cleanup()

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from ecom_pipeline import config, db, migrations, runs
 from ecom_pipeline.params import ParamsError, PipelineParams, dump_params, load_params
 
@@ -258,7 +260,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
 
 def _write_summary(plan: RunPlan, status: str, started: dt.datetime, outcomes: list[StageOutcome],
-                   database: str, previous: list[dict[str, Any]]) -> Path:
+                   database: str, previous: list[dict[str, Any]], current: str | None = None) -> Path:
     finished = dt.datetime.now(dt.timezone.utc)
     redone = {o.stage for o in outcomes}
     stage_rows = [s for s in previous if s["stage"] not in redone] + [
@@ -271,8 +273,9 @@ def _write_summary(plan: RunPlan, status: str, started: dt.datetime, outcomes: l
     runs.write_json(path, {
         "run_id": plan.run_id,
         "status": status,
+        "current_stage": current,
         "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
+        "finished_at": finished.isoformat() if status != "running" else None,
         "duration_s": round((finished - started).total_seconds(), 3),
         "params_source": plan.params_source,
         "planned_stages": sorted({*(s["stage"] for s in previous), *(s.name for s in plan.stages)},
@@ -292,29 +295,41 @@ def execute_run(plan: RunPlan, url: str) -> int:
     database = db.describe(url)
     outcomes: list[StageOutcome] = []
     status, error = "failed", "interrupted"
-    with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
-        migrations.apply_migrations(conn)
-        _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
-        log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
-        progress = Progress(plan.stages)
-        try:
-            for index, stage in enumerate(plan.stages, start=1):
-                progress.started(index, stage)
-                attempt = _record_stage_start(conn, plan.run_id, stage, config.run_dir(plan.run_id) / stage.notebook)
-                outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params)
-                outcome.error = db.redact(outcome.error, url) if outcome.error else None
-                outcomes.append(outcome)
-                _record_stage_end(conn, plan.run_id, attempt, outcome)
-                progress.finished(index, outcome)
-                if outcome.status != "success":
-                    error = f"stage {stage.name} failed: {outcome.error}"
-                    raise RunFailed(error)
-            status, error = "success", None
-        except RunFailed:
-            pass
-        finally:
-            _record_run_end(conn, plan.run_id, status, error)
-            _write_summary(plan, status, started, outcomes, database, previous)
+    try:
+        with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
+            migrations.apply_migrations(conn)
+            _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
+            log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
+            progress = Progress(plan.stages)
+            try:
+                for index, stage in enumerate(plan.stages, start=1):
+                    # The summary is kept current, so a run killed outright (SIGKILL, power loss) can be resumed.
+                    _write_summary(plan, "running", started, outcomes, database, previous, current=stage.name)
+                    progress.started(index, stage)
+                    attempt = _record_stage_start(conn, plan.run_id, stage,
+                                                  config.run_dir(plan.run_id) / stage.notebook)
+                    outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params)
+                    outcome.error = db.redact(outcome.error, url) if outcome.error else None
+                    outcomes.append(outcome)
+                    progress.finished(index, outcome)
+                    _record_stage_end(conn, plan.run_id, attempt, outcome)
+                    if outcome.status != "success":
+                        error = f"stage {stage.name} failed: {outcome.error}"
+                        raise RunFailed(error)
+                status, error = "success", None
+            except RunFailed:
+                pass
+            finally:
+                _write_summary(plan, status, started, outcomes, database, previous)
+                _record_run_end(conn, plan.run_id, status, error)
+    except psycopg.OperationalError as exc:
+        # The database went away mid-run: the summary on disk says how far the run got.
+        _write_summary(plan, "failed", started, outcomes, database, previous)
+        _report_failure(plan, url)
+        lost = db.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        raise db.DatabaseUnavailable(
+            f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
+            f"python run_all.py --resume {plan.run_id}") from None
     if status != "success":
         _report_failure(plan, url)
     _print_summary(plan, status, outcomes, started)

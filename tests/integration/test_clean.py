@@ -253,3 +253,11 @@ def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypa
 def test_clean_log_refuses_counts_that_do_not_add_up(migrated_db):
     with pytest.raises(psycopg.errors.CheckViolation):
         _rows(migrated_db, "insert into production.clean_log values ('b', 'orders', 10, 5, 0, 0, 0, 0, 4, 'r', now())")
+
+
+def test_squish_trims_white_space_and_never_a_letter(migrated_db):
+    # PostgreSQL 15 reads E'\v' as the letter v: trimming must not eat the v of "vanessa".
+    with psycopg.connect(migrated_db) as conn:
+        trimmed = conn.execute("select production.squish(%s), production.squish(%s), production.squish(%s)",
+                               ("vanessa.v@example.org v", "\x0b\t Ana \r\n\x0c\x0b", " \x0b ")).fetchone()
+    assert trimmed == ("vanessa.v@example.org v", "Ana", None)
