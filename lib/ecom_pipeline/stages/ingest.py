@@ -144,7 +144,10 @@ def partition_name(table: str, batch_id: str) -> str:
 def batch_partition(conn: psycopg.Connection, table: str, batch_id: str) -> sql.Composed:
     """The staging partition of ``table`` for one batch, created if missing; its name as SQL."""
     target = sql.Identifier("staging", partition_name(table, batch_id))
-    conn.execute(sql.SQL("create table if not exists {} partition of {} for values in ({})").format(
+    # Written once, read once by clean (which analyzes it), dropped by retention: autovacuum would only
+    # compete with the clean stage for the machine right after a large load.
+    conn.execute(sql.SQL("create table if not exists {} partition of {} for values in ({}) "
+                         "with (autovacuum_enabled = false)").format(
         target, sql.Identifier("staging", table), sql.Literal(batch_id)))
     return target
 
