@@ -104,6 +104,7 @@ class WarehouseParams(Strict):
 
 class QualityParams(Strict):
     fail_on: list[Literal["error", "warn"]] = Field(["error"], description="severities whose failures stop the run")
+    workers: int = Field(2, ge=1, le=8, description="checks run at once, each on a connection of its own")
 
 
 class AnalyticsParams(Strict):

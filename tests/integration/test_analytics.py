@@ -149,7 +149,7 @@ def test_seasonality_is_per_day_of_each_month(small):
 def test_insights_are_computed_from_the_results(small):
     found = {i["key"]: i for i in small[1].insights}
     assert found["top_categories"]["text"] == "Electronics and Fashion bring 90% of revenue from 57% of order lines."
-    assert found["payment_method"]["text"] == "Credit Card pays for 50% of orders."
+    assert found["payment_method"]["text"] == "Credit card pays for 50% of orders."
     assert found["cancellations_and_returns"]["text"] == "16.7% of orders were cancelled and 16.7% returned."
     weekend = found["weekend_vs_weekday"]["values"]
     assert weekend["revenue_ratio"] == pytest.approx((1036 / 18) / (240 / 41), abs=1e-4)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -213,6 +215,27 @@ def run_check(conn: psycopg.Connection, check: Check) -> CheckResult:
                        round(time.perf_counter() - started, 4), observed)
 
 
+def run_checks(url: str, checks: list[Check], workers: int) -> list[CheckResult]:
+    """Every check, ``workers`` at a time, each worker on a connection of its own; results in check order.
+
+    Checks are independent read-only queries, so on a server with several cores they overlap well.
+    """
+    local, opened = threading.local(), []
+
+    def run(check: Check) -> CheckResult:
+        if not hasattr(local, "conn"):
+            local.conn = db.connect(url, autocommit=True, application="ecom_pipeline quality")
+            opened.append(local.conn)
+        return run_check(local.conn, check)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+            return list(pool.map(run, checks))
+    finally:
+        for conn in opened:
+            conn.close()
+
+
 def score(results: list[CheckResult]) -> dict[str, Any]:
     """Per-dimension share of checked rows that pass, their mean, and a grade."""
     dimensions = {}
@@ -281,8 +304,8 @@ def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any
 def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
     """Run every check, store results and score, write the reports, then apply the gate."""
     url = migrations.ensure_migrated(db.database_url())
+    results = run_checks(url, load_checks(), p.workers)
     with db.connection(url, autocommit=True, application="ecom_pipeline quality") as conn:
-        results = [run_check(conn, check) for check in load_checks()]
         scores = score(results)
         store(conn, run_id, results, scores)
         history = score_history(conn)

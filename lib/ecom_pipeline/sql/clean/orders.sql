@@ -5,24 +5,25 @@ with source as (
     select * from staging.orders where batch_id = :batch_id
 ),
 
-staged_lines as materialized (
-    -- This batch's order lines, exact duplicates once.
-    select distinct
-        order_item_id,
-        production.squish(order_id) as order_id,
-        product_id, quantity, unit_price, discount_percentage,
-        production.squish(line_total) as line_total
-    from staging.order_items
-    where batch_id = :batch_id
+staged_lines as (
+    -- This batch's order lines, exact duplicates once, each line_total read as money once.
+    select
+        l.order_id,
+        case when production.is_money(l.line_total) then l.line_total::numeric end as amount
+    from (
+        select distinct
+            order_item_id,
+            production.squish(order_id) as order_id,
+            product_id, quantity, unit_price, discount_percentage,
+            production.squish(line_total) as line_total
+        from staging.order_items
+        where batch_id = :batch_id
+    ) as l
 ),
 
 batch_lines as (
     -- Sum of each order's lines; null when any of its line_total values is malformed.
-    select
-        order_id,
-        case when bool_and(production.is_money(line_total)) then
-            sum(case when production.is_money(line_total) then line_total::numeric end)
-        end as lines_total
+    select order_id, case when bool_and(amount is not null) then sum(amount) end as lines_total
     from staged_lines
     group by order_id
 ),
