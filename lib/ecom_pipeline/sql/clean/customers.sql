@@ -7,9 +7,12 @@ with source as (
 
 collapsed as (
     -- Exact duplicate lines collapse onto the first one.
+    -- Keys compared byte by byte ("C"): the same groups as the database's collation, but sorted several
+    -- times faster (PostgreSQL uses abbreviated keys only for "C").
     select s.*, row_number() over (
-        partition by customer_id, first_name, last_name, email, phone, address, city, state, country,
-                     registration_date, updated_at
+        partition by customer_id collate "C", first_name collate "C", last_name collate "C", email collate "C",
+                     phone collate "C", address collate "C", city collate "C", state collate "C",
+                     country collate "C", registration_date collate "C", updated_at collate "C"
         order by source_line) as copy_number
     from source as s
 ),
@@ -80,7 +83,7 @@ emails as materialized (
                 exists (select 1 from production.customers as p
                         where p.email = t.email and p.customer_id <> t.customer_id)
                 or t.customer_id <> first_value(t.customer_id) over (
-                    partition by case when t.copy_number = 1 and t.rule_failures = '{}' then t.email end
+                    partition by case when t.copy_number = 1 and t.rule_failures = '{}' then t.email end collate "C"
                     order by t.source_line)
             ) then t.rule_failures || 'DUPLICATE_EMAIL'::text
             else t.rule_failures
@@ -92,7 +95,7 @@ ranked as (
     select
         e.*,
         row_number() over (
-            partition by case when e.copy_number = 1 and e.reasons = '{}' then e.customer_id end
+            partition by case when e.copy_number = 1 and e.reasons = '{}' then e.customer_id end collate "C"
             order by e.updated_at desc, e.source_line desc) as newest_first
     from emails as e
 ),

@@ -9,8 +9,8 @@ analyze touched_products;
 with lines as (
     -- One row per product and order first, so the product's figures are plain sums and counts.
     select
-        f.product_id,
-        f.order_id,
+        f.product_id collate "C" as product_id,  -- grouped byte by byte: the same groups, sorted faster
+        f.order_id collate "C" as order_id,
         s.status,
         s.is_revenue,
         sum(f.quantity) as quantity,
@@ -22,7 +22,7 @@ with lines as (
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
     where f.product_id in (select product_id from touched_products)
-    group by f.product_id, f.order_id, s.status, s.is_revenue
+    group by 1, 2, 3, 4
 ),
 
 final as (
