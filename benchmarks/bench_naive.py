@@ -21,11 +21,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 
-import psutil
-
 from bench_generate_ingest import BASELINE
+from bench_pipeline import _watch_peak
 from ecom_pipeline import config, db
 
 # Step 1 of the usual approach is the Faker row-at-a-time generator of bench_generate_ingest.py (same shape as
@@ -98,21 +98,18 @@ NAIVE = textwrap.dedent("""
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall time, peak resident MB of the process tree, stdout."""
+    """Wall time, peak resident MB of any one process of it, stdout."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=config.PROJ_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    peak, root = 0, psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
+    peak = {"rss": 0}
+    watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
+    watcher.start()
     out, err = proc.communicate()
+    watcher.join()
     if proc.returncode:
         raise RuntimeError(err[-3000:])
-    return time.perf_counter() - started, peak / 2**20, out
+    return time.perf_counter() - started, peak["rss"] / 2**20, out
 
 
 def main() -> None:

@@ -23,14 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import smtplib
 import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-
-from dotenv import dotenv_values
 
 from ecom_pipeline import config, db, runs
 from ecom_pipeline.params import MonitoringParams
@@ -44,8 +41,7 @@ SETTINGS = ("ALERT_WEBHOOK_URL", "ALERT_SMTP_HOST", "ALERT_SMTP_PORT", "ALERT_SM
 
 def settings() -> dict[str, str]:
     """Sink settings from the environment, then ``.env``."""
-    from_file = dotenv_values(config.ENV_FILE) if config.ENV_FILE.exists() else {}
-    return {name: value for name in SETTINGS if (value := os.environ.get(name) or from_file.get(name))}
+    return {name: value for name in SETTINGS if (value := config.env_setting(name))}
 
 
 def state_path() -> Path:

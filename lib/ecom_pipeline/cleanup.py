@@ -80,14 +80,14 @@ def plan(conn: psycopg.Connection, retention_days: int, now: dt.datetime | None 
           and exists (select 1 from production.clean_log as c where c.batch_id = b.batch_id)
         order by b.batch_id
         """, (cutoff,)) if batch not in latest_batches]
-    partitions, staged_rows = [], 0
-    for batch in old_batches:
-        for table in STAGING_TABLES:
-            name = partition_name(table, batch)
-            if conn.execute("select to_regclass(%s)", (f"staging.{name}",)).fetchone()[0]:
-                partitions.append(name)
-                staged_rows += conn.execute(sql.SQL("select count(*) from {}").format(
-                    sql.Identifier("staging", name))).fetchone()[0]
+    # The partitions that still exist, and their rows as ingestion recorded them (not counted again).
+    names = [partition_name(table, batch) for batch in old_batches for table in STAGING_TABLES]
+    partitions = [name for (name,) in conn.execute(
+        "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+        "where n.nspname = 'staging' and c.relname = any (%s) order by c.relname", (names,))]
+    staged_rows = sum(rows for batch, table, rows in conn.execute(
+        "select batch_id, table_name, rows_staged from staging.ingestion_log where batch_id = any (%s)",
+        (old_batches,)) if partition_name(table, batch) in partitions)
     raw_folders = [config.raw_dir() / b for b in old_batches if (config.raw_dir() / b).is_dir()]
 
     detail = {table: conn.execute(

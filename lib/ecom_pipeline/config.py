@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 PROJ_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = Path(__file__).resolve().parent
 SQL_DIR = PACKAGE_DIR / "sql"
@@ -36,6 +38,11 @@ def run_dir(run_id: str) -> Path:
 def raw_dir() -> Path:
     """Where the generator writes batch folders and ingest looks for them by default."""
     return outputs_dir() / "raw"
+
+
+def env_setting(name: str) -> str | None:
+    """A setting from the environment, else from the git-ignored ``.env`` at the repository root."""
+    return os.environ.get(name) or (dotenv_values(ENV_FILE).get(name) if ENV_FILE.exists() else None)
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -11,7 +11,6 @@ lands in an executed notebook.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -21,7 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from dotenv import dotenv_values
 
 from ecom_pipeline import config
 
@@ -39,7 +37,14 @@ CONNECT_TIMEOUT_S = 5
 
 
 class DatabaseUnavailable(RuntimeError):
-    """The database cannot be reached; the message is safe to show (no password)."""
+    """The database cannot be reached; the message is safe to show (no password).
+
+    ``reason`` is the driver's own first line, redacted, without the target.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class PipelineLocked(RuntimeError):
@@ -48,7 +53,7 @@ class PipelineLocked(RuntimeError):
 
 def database_url(start_embedded: bool = True) -> str | None:
     """The URL of the pipeline's database, starting the embedded server if none is configured."""
-    url = os.environ.get("DATABASE_URL") or dotenv_values(config.ENV_FILE).get("DATABASE_URL")
+    url = config.env_setting("DATABASE_URL")
     if url:
         return url
     if not start_embedded:
@@ -77,16 +82,23 @@ def describe(url: str) -> str:
     return urlunsplit(("postgresql", netloc, parts.path, "", ""))
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ecom_pipeline") -> psycopg.Connection:
+def error_line(exc: BaseException, url: str | None = None) -> str:
+    """The first line of a driver error (or its type), with passwords redacted: safe to log and report."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0] if text else type(exc).__name__, url)
+
+
+def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ecom_pipeline",
+            connect_timeout: int = CONNECT_TIMEOUT_S) -> psycopg.Connection:
     url = url or database_url()
     try:
         return psycopg.connect(
-            url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name=application,
+            url, autocommit=autocommit, connect_timeout=connect_timeout, application_name=application,
             options=SESSION_OPTIONS,
         )
     except psycopg.OperationalError as exc:
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
-        raise DatabaseUnavailable(f"cannot connect to the database {describe(url)}: {reason}") from None
+        reason = error_line(exc, url)
+        raise DatabaseUnavailable(f"cannot connect to the database {describe(url)}: {reason}", reason) from None
 
 
 @contextmanager

@@ -85,11 +85,10 @@ def check_database(url: str | None, p: MonitoringParams) -> tuple[dict[str, Any]
     try:
         if not url:
             raise db.DatabaseUnavailable("no database configured and the embedded server did not start")
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=p.connect_timeout_s,
-                               application_name="ecom_pipeline monitoring")
-    except (psycopg.Error, db.DatabaseUnavailable, OSError) as exc:
-        section["error"] = db.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                                     url)
+        conn = db.connect(url, autocommit=True, application="ecom_pipeline monitoring",
+                          connect_timeout=p.connect_timeout_s)
+    except db.DatabaseUnavailable as exc:
+        section["error"] = exc.reason
         return section, [Alert("critical", "database_unreachable",
                                f"the database {section['target'] or ''} cannot be reached: {section['error']}",
                                {"error": section["error"]})], None
@@ -340,18 +339,16 @@ def validate(report: dict[str, Any]) -> None:
 
 
 def write_report(report: dict[str, Any], run_id: str | None) -> list[Path]:
-    """JSON and HTML into the run's reports folder (when there is a run) and into outputs/latest/."""
+    """JSON and HTML into the run's reports folder (when there is a run), copied to outputs/latest/."""
     from ecom_pipeline.reports import monitoring_report_html
 
-    folders = [config.outputs_dir() / "latest"]
+    folder = config.run_dir(run_id) / "reports" if run_id else config.outputs_dir() / "latest"
+    files = [folder / "monitoring_report.json", folder / "monitoring_report.html"]
+    runs.write_json(files[0], report)
+    monitoring_report_html(files[1], report)
     if run_id:
-        folders.insert(0, config.run_dir(run_id) / "reports")
-    written = []
-    for folder in folders:
-        runs.write_json(folder / "monitoring_report.json", report)
-        monitoring_report_html(folder / "monitoring_report.html", report)
-        written.append(folder / "monitoring_report.json")
-    return written
+        runs.publish_latest(files)
+    return files
 
 
 def monitor(p: MonitoringParams, run_id: str | None = None, url: str | None = None,

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from ecom_pipeline import config, db, migrations, runs
-from ecom_pipeline.params import ParamsError, PipelineParams, dump_params, load_params
+from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, dump_params, load_params
 
 log = logging.getLogger("ecom_pipeline.run")
 
@@ -326,7 +326,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
         # The database went away mid-run: the summary on disk says how far the run got.
         _write_summary(plan, "failed", started, outcomes, database, previous)
         _report_failure(plan, url)
-        lost = db.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        lost = db.error_line(exc, url)
         raise db.DatabaseUnavailable(
             f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
             f"python run_all.py --resume {plan.run_id}") from None
@@ -377,13 +377,22 @@ def _terminate_cleanly(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_scheduled(args: argparse.Namespace, url: str) -> int:
-    """``--schedule``: one run per cron slot, then the retention cleanup after each success."""
-    from ecom_pipeline import cleanup, schedule
+def check_schedule(args: argparse.Namespace) -> OperationsParams:
+    """``--schedule``'s arguments and parameters, refused (ParamsError) before anything starts."""
+    from ecom_pipeline import schedule
 
     if args.resume or args.only or args.from_stage or args.run_id:
         raise ParamsError("--schedule runs whole runs: it cannot be combined with --resume, --only, --from")
-    operations = load_params(args.params, args.overrides).operations
+    try:
+        schedule.check_cron(args.schedule)
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from None
+    return load_params(args.params, args.overrides).operations
+
+
+def run_scheduled(args: argparse.Namespace, url: str, operations: OperationsParams) -> int:
+    """``--schedule``: one run per cron slot, then the retention cleanup after each success."""
+    from ecom_pipeline import cleanup, schedule
 
     def run_slot(slot: dt.datetime) -> int:
         try:
@@ -399,10 +408,13 @@ def run_scheduled(args: argparse.Namespace, url: str) -> int:
                 log.error("retention cleanup failed: %s", db.redact(str(exc), url))
         return code
 
-    try:
-        return schedule.serve(args.schedule, run_slot, operations.max_catch_up)
-    except ValueError as exc:
-        raise ParamsError(str(exc)) from None
+    return schedule.serve(args.schedule, run_slot, operations.max_catch_up)
+
+
+def _pipeline_url() -> str:
+    url = db.database_url()
+    os.environ["DATABASE_URL"] = url  # inherited by the notebook kernels, never a parameter
+    return url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,15 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_cleanly)
     try:
+        # Bad arguments and parameters are refused before the database is touched.
         if args.schedule:
-            load_params(args.params, args.overrides)  # refuse bad parameters before waiting for anything
-            url = db.database_url()
-            os.environ["DATABASE_URL"] = url
-            return run_scheduled(args, url)
+            operations = check_schedule(args)
+            return run_scheduled(args, _pipeline_url(), operations)
         plan = plan_run(args)
-        url = db.database_url()
-        os.environ["DATABASE_URL"] = url  # inherited by the notebook kernels, never a parameter
-        return execute_run(plan, url)
+        return execute_run(plan, _pipeline_url())
     except (ParamsError, migrations.MigrationError) as exc:
         log.error("%s", exc)
         return 2

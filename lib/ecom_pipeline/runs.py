@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,17 @@ def write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str, sort_keys=False) + "\n")
     tmp.replace(path)
+
+
+def publish_latest(files: list[Path]) -> Path:
+    """Copy a run's reports to ``outputs/latest/`` (each replaced whole, so a reader never sees half a file)."""
+    latest = config.outputs_dir() / "latest"
+    latest.mkdir(parents=True, exist_ok=True)
+    for source in files:
+        tmp = latest / (source.name + ".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(latest / source.name)
+    return latest
 
 
 def stage_result_path(run_id: str, stage: str) -> Path:

@@ -41,13 +41,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def check_cron(cron: str) -> None:
+    """ValueError, with an example, unless ``cron`` is a cron expression."""
+    if not croniter.is_valid(cron):
+        raise ValueError(f"not a cron expression: {cron!r} (e.g. \"0 2 * * *\" for 02:00 every day)")
+
+
 class Scheduler:
     """Slots of a cron expression, the ones due now, and the loop that runs them."""
 
     def __init__(self, cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int,
                  clock: Callable[[], dt.datetime] = _now, state: Path | None = None) -> None:
-        if not croniter.is_valid(cron):
-            raise ValueError(f"not a cron expression: {cron!r} (e.g. \"0 2 * * *\" for 02:00 every day)")
+        check_cron(cron)
         self.cron, self.run_slot, self.max_catch_up, self.clock = cron, run_slot, max_catch_up, clock
         self.state = state or state_path()
         self.stop = threading.Event()
@@ -98,7 +103,6 @@ class Scheduler:
 
 def serve(cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int) -> int:
     """The scheduler loop with signal handling; the process's exit code."""
-    scheduler = Scheduler(cron, run_slot, max_catch_up)
     in_run = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -114,7 +118,7 @@ def serve(cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int) 
         finally:
             in_run.clear()
 
-    scheduler.run_slot = guarded
+    scheduler = Scheduler(cron, guarded, max_catch_up)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         log.info("schedule: %r, state in %s", cron, scheduler.state)

@@ -85,19 +85,7 @@ def run_analyses(url: str, p: AnalyticsParams,
         if imported is not None:
             imported.wait(SNAPSHOT_WAIT_S)
         conn.rollback()  # the working tables go with the transaction
-    return Analytics(_plain(kpis), frames, insights(kpis, frames), timings)
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    """numpy scalars and dates as plain JSON-friendly values."""
-    out = {}
-    for key, value in values.items():
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and value != value:  # NaN
-            value = None
-        out[key] = value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
-    return out
+    return Analytics(_json_ready(kpis), frames, insights(kpis, frames), timings)
 
 
 # -- insights --------------------------------------------------------------------
@@ -265,11 +253,16 @@ def insights(kpis: dict[str, Any], frames: dict[str, pd.DataFrame]) -> list[dict
 
 
 def _json_ready(value: Any) -> Any:
+    """Plain JSON values: numpy scalars as Python ones, NaN as null, dates as ISO text."""
     if isinstance(value, dict):
         return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
-    return value.item() if hasattr(value, "item") else value
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
 # -- BI export -----------------------------------------------------------------------
@@ -299,12 +292,11 @@ def export_warehouse(url: str, folder: Path, formats: list[str], snapshot: str |
         conn.execute("set local timezone to 'UTC'")
         for table in EXPORT_TABLES:
             path = csv_dir / f"{table}.csv"
-            with path.open("wb") as out, conn.cursor().copy(
-                    f"copy (select * from warehouse.{table}) to stdout with (format csv, header)") as copy:
-                for block in copy:
-                    out.write(block)
-            rows = conn.execute(f"select count(*) from warehouse.{table}").fetchone()[0]
-            written[table] = {"rows": rows}
+            with path.open("wb") as out, conn.cursor() as cur:
+                with cur.copy(f"copy (select * from warehouse.{table}) to stdout with (format csv, header)") as copy:
+                    for block in copy:
+                        out.write(block)
+                written[table] = {"rows": cur.rowcount}  # from COPY's own row count, not a second scan
             if "csv" in formats:
                 written[table]["csv"] = str(path.relative_to(folder))
             if "parquet" in formats:
@@ -360,17 +352,6 @@ def write_results(run_id: str, result: Analytics) -> Path:
     return summary
 
 
-def publish_latest(files: list[Path]) -> Path:
-    """Copy the run's reports to ``outputs/latest/`` (replaced whole, so a reader never sees half a file)."""
-    latest = config.outputs_dir() / "latest"
-    latest.mkdir(parents=True, exist_ok=True)
-    for source in files:
-        tmp = latest / (source.name + ".tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(latest / source.name)
-    return latest
-
-
 def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
     """Analyses, insights, dashboard and BI export (in parallel with the analyses) for the current warehouse."""
     from ecom_pipeline import dashboard
@@ -392,7 +373,7 @@ def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
         page = dashboard.write_dashboard(folder / "reports" / "dashboard.html", run_id, result)
         exported = export.result() if export else {}
         result.timings["stage"] = round(time.perf_counter() - started, 3)
-    publish_latest([page, summary])
+    runs.publish_latest([page, summary])
     runs.save_stage_result(run_id, "analytics", {
         "analyses": len(result.frames), "insights": len(result.insights),
         "dashboard_mb": round(page.stat().st_size / 1e6, 2), "exported_tables": len(exported),
