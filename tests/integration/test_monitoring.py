@@ -374,3 +374,10 @@ def test_failed_pipeline_run_writes_its_report(fresh_db, outputs):
     _validate(report)
     assert report["run_id"] == "r-broken" and "pipeline_failed" in _alerts(report)
     assert report["pipeline_health"]["failed_stages"] == ["warehouse"]
+
+
+def test_monitoring_command_refuses_unusable_parameters(outputs):
+    done = subprocess.run([sys.executable, "-m", "ecom_pipeline.monitoring", "--set", "monitoring.quality_drop=-1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "monitoring.quality_drop" in done.stderr
+    assert not (outputs / "latest" / "monitoring_report.json").exists()  # nothing judged on bad thresholds

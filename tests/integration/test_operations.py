@@ -170,3 +170,16 @@ def test_scheduled_process_catches_up_then_stops_cleanly_on_sigterm(fresh_db, ou
     assert locks == 0
     state = json.loads((outputs / "schedule_state.json").read_text())
     assert dt.datetime.fromisoformat(state["last_slot"]) == previous_fire
+
+
+def test_cleanup_refuses_a_retention_under_one_day(outputs):
+    done = subprocess.run([sys.executable, "-m", "ecom_pipeline.cleanup", "--retention-days", "0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--retention-days must be at least 1" in done.stderr
+
+
+def test_schedule_refuses_options_that_select_part_of_a_run(outputs):
+    done = run_pipeline("--schedule", "0 2 * * *", "--only", "ingest")
+    assert done.returncode == 2 and "cannot be combined with --resume, --only, --from" in done.stderr
+    done = run_pipeline("--schedule", "0 2 * * *", "--set", "operations.retention_days=0")
+    assert done.returncode == 2 and "operations.retention_days" in done.stderr
