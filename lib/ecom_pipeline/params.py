@@ -87,12 +87,15 @@ class GenerateParams(Strict):
 class IngestParams(Strict):
     input_path: str | None = Field(None, description="batch folder or folder of batch folders; default outputs/raw")
     max_field_length: int = Field(10_000, ge=100, description="longer fields reject their line")
+    max_record_lines: int = Field(50, ge=1, description="lines one record may span (quoted line breaks)")
     parallel: int = Field(2, ge=1, le=8, description="files loaded at once")
 
 
 class CleanParams(Strict):
     tolerance: float = Field(0.01, ge=0, description="allowed difference of line_total and total_amount")
-    future_tolerance_hours: int = Field(24, ge=0, description="order dates this far past now are still accepted")
+    future_tolerance_hours: int = Field(24, ge=0, description="dates and timestamps this far past now are still accepted")
+    earliest_date: dt.date = Field(dt.date(1970, 1, 1), description="dates and timestamps before this are quarantined")
+    max_key_length: int = Field(100, ge=10, le=1000, description="longer ids (and categories) are quarantined")
     bulk_rows: int = Field(50_000, ge=0, description="batches this large re-validate foreign keys in one pass")
 
 

@@ -101,6 +101,26 @@ def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
     ("order_items", "ITEM-1", {"product_id": "SKU-X"}, ["ORPHAN_PRODUCT"]),
     ("order_items", "ITEM-9", {"order_id": "ORD-X"}, ["ORPHAN_ORDER"]),
     ("order_items", "ITEM-2", {"unit_price": "1O9.00"}, ["MALFORMED_NUMBER"]),
+    # Text a loose pattern would pass but PostgreSQL's casts (or the column's precision) refuse.
+    ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00+99:99"}, ["MALFORMED_DATE"]),
+    ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00-16:00"}, ["MALFORMED_DATE"]),
+    ("orders", "ORD-1", {"updated_at": "0000-02-28T10:00:00"}, ["MALFORMED_DATE"]),
+    ("customers", "CUST-1", {"registration_date": "0000-01-01"}, ["MALFORMED_DATE"]),
+    ("order_items", "ITEM-3", {"discount_percentage": "1000"}, ["MALFORMED_NUMBER"]),
+    ("order_items", "ITEM-1", {"quantity": "\u0662"}, ["MALFORMED_NUMBER"]),  # an Arabic-Indic 2
+    ("order_items", "ITEM-1", {"quantity": "2147483648"}, ["MALFORMED_NUMBER"]),
+    ("products", "SKU-A", {"stock_quantity": "9999999999"}, ["MALFORMED_NUMBER"]),
+    # Every date and timestamp column is judged against now and the earliest accepted date.
+    ("customers", "CUST-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
+    ("customers", "CUST-1", {"registration_date": "2099-01-01"}, ["FUTURE_DATE"]),
+    ("products", "SKU-A", {"updated_at": "9999-12-31T23:59:59"}, ["FUTURE_DATE"]),
+    ("orders", "ORD-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
+    ("orders", "ORD-1", {"order_date": "1969-12-31T00:00:00"}, ["BEFORE_REGISTRATION", "DATE_TOO_EARLY"]),
+    ("products", "SKU-A", {"updated_at": "1900-01-01T00:00:00Z"}, ["DATE_TOO_EARLY"]),
+    # Values too long for a key (an index entry holds about 2,700 bytes).
+    ("products", "SKU-A", {"category": "x" * 101}, ["VALUE_TOO_LONG"]),
+    ("orders", "ORD-1", {"customer_id": "C" * 3000}, ["ORPHAN_CUSTOMER", "VALUE_TOO_LONG"]),
+    ("customers", "CUST-1", {"email": "a@b.c" + "d" * 300}, ["INVALID_EMAIL"]),
 ])
 def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key, values, reasons):
     _edit(batch, table, key, **values)

@@ -104,7 +104,8 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
         "batch_id": batch_id, "run_id": run_id, "email_pattern": contract.EMAIL_PATTERN,
         "categories": list(catalogue.CATEGORIES), "statuses": list(catalogue.ORDER_STATUSES),
         "payment_methods": list(catalogue.PAYMENT_METHODS), "tolerance": p.tolerance,
-        "future_tolerance_hours": p.future_tolerance_hours,
+        "future_tolerance_hours": p.future_tolerance_hours, "earliest_date": p.earliest_date,
+        "max_key_length": p.max_key_length,
     }
     counts: dict[str, dict[str, int]] = {}
     with conn.transaction():

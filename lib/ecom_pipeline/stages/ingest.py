@@ -34,7 +34,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections import deque
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ from ecom_pipeline.params import IngestParams
 log = logging.getLogger(__name__)
 
 BLOCK = 8 << 20
-RAW_LINE_LIMIT = 1000  # characters of a rejected line kept for review
+REJECTED_LINE_CAP = 100_000  # characters of a rejected line kept for review (its full length is kept too)
 
 
 class IngestError(RuntimeError):
@@ -101,14 +102,14 @@ def discover_batches(source: Path) -> list[Path]:
 
 def read_header(path: Path) -> tuple[str, ...]:
     with path.open("rb") as fh:
-        first = fh.readline(1 << 16)
+        first = fh.read(1 << 16).split(line_terminator(path), 1)[0]
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise IngestError(f"{path}: the header line is not valid UTF-8") from None
     if not text.strip():
         return ()
-    return tuple(name.strip() for name in next(csv.reader([text])))
+    return tuple(name.strip() for name in next(csv.reader([text.rstrip("\r\n")])))
 
 
 def check_batch(folder: Path) -> list[SourceFile]:
@@ -206,76 +207,155 @@ def _copy_fast(conn: psycopg.Connection, source: SourceFile, target: sql.Compose
 
 
 class _LineFeed:
-    """Feeds decoded lines to csv.reader and remembers which physical lines each record used."""
+    """Feeds physical lines to csv.reader, remembering which ones each record used.
 
-    def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
+    A record may span at most ``max_lines`` lines (a quoted field with line
+    breaks); lines handed back (``give_back``) are read again before the
+    rest of the file, so a record that turns out malformed costs only its
+    first line: the lines after it are parsed afresh.
+    """
+
+    def __init__(self, lines: Iterator[tuple[int, str]], max_lines: int) -> None:
         self.lines = lines
+        self.max_lines = max_lines
+        self.pending: deque[tuple[int, str]] = deque()
         self.used: list[tuple[int, str]] = []
+        self.cut_short = False  # the record asked for more lines than it may have (or than the file has)
 
     def __iter__(self) -> "_LineFeed":
         return self
 
     def __next__(self) -> str:
-        number, text = next(self.lines)
-        self.used.append((number, text))
-        return text
+        if len(self.used) >= self.max_lines:
+            self.cut_short = True
+            raise StopIteration
+        try:
+            item = self.pending.popleft() if self.pending else next(self.lines)
+        except StopIteration:
+            self.cut_short = bool(self.used)
+            raise
+        self.used.append(item)
+        return item[1]
 
-    def take(self) -> list[tuple[int, str]]:
-        used, self.used = self.used, []
-        return used
+    def take(self) -> tuple[list[tuple[int, str]], bool]:
+        """The lines of the record just read, and whether it ended inside a quoted field."""
+        used, cut_short = self.used, self.cut_short
+        self.used, self.cut_short = [], False
+        return used, cut_short
+
+    def give_back(self, lines: list[tuple[int, str]]) -> None:
+        self.pending.extendleft(reversed(lines))
 
 
-def _physical_lines(path: Path, rejects: list[tuple[int, str, str]]) -> Iterator[tuple[int, str]]:
-    """Decoded lines with their numbers; undecodable lines and NUL bytes go to ``rejects``."""
+def line_terminator(path: Path) -> bytes:
+    """The file's line end, judged by its header line as COPY does: a lone CR, or LF (with or without CR)."""
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1:
-                continue  # header, checked already
-            if b"\x00" in raw:
-                rejects.append((number, "nul_byte", raw.replace(b"\x00", b"\\0").decode("utf-8", "replace")))
-                continue
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                rejects.append((number, f"invalid_utf8 at byte {exc.start}", raw.decode("utf-8", "backslashreplace")))
+        head = fh.read(1 << 16)
+    cr, lf = head.find(b"\r"), head.find(b"\n")
+    return b"\r" if cr >= 0 and (lf < 0 or cr + 1 < lf) else b"\n"
+
+
+def _split_lines(fh: BinaryIO, terminator: bytes) -> Iterator[bytes]:
+    """Physical lines with their terminator."""
+    if terminator == b"\n":
+        yield from fh
+        return
+    rest = b""
+    for block in iter(lambda: fh.read(BLOCK), b""):
+        *lines, rest = (rest + block).split(terminator)
+        for line in lines:
+            yield line + terminator
+    if rest:
+        yield rest
+
+
+class _LineSource:
+    """Decoded data lines with their numbers; undecodable lines and NUL bytes are rejected on the way."""
+
+    def __init__(self, path: Path, rejects: list[tuple[int, str, str]]) -> None:
+        self.path = path
+        self.rejects = rejects
+        self.count = 0  # data lines read, the header excluded
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        with self.path.open("rb") as fh:
+            for number, raw in enumerate(_split_lines(fh, line_terminator(self.path)), start=1):
+                if number == 1:
+                    continue  # header, checked already
+                self.count += 1
+                if b"\x00" in raw:
+                    self.rejects.append((number, "nul_byte", raw.replace(b"\x00", b"\\0").decode("utf-8", "replace")))
+                    continue
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.rejects.append((number, f"invalid_utf8 at byte {exc.start}",
+                                         raw.decode("utf-8", "backslashreplace")))
 
 
 def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Composed,
-                 max_field: int) -> tuple[int, list[tuple[int, str, str]]]:
-    """Parse record by record; COPY the good ones, return (staged, rejected lines)."""
+                 p: IngestParams) -> tuple[int, int, list[tuple[int, str, str]]]:
+    """Parse record by record; COPY the good ones; return (rows staged, lines they continued, rejected lines).
+
+    Every physical line ends up in exactly one staged record or one rejected line. A record that spans
+    several lines is staged only if it is well formed; otherwise its first line is rejected (that is
+    where the stray quote is) and the following lines are parsed again on their own.
+    """
     rejects: list[tuple[int, str, str]] = []
-    feed = _LineFeed(_physical_lines(source.path, rejects))
+    lines = _LineSource(source.path, rejects)
+    feed = _LineFeed(iter(lines), p.max_record_lines)
     # Not strict: a quote inside a field is read the way PostgreSQL's COPY reads it, so both paths agree.
+    # Field sizes are judged below (field_too_long), not by the csv module's own 128 KiB limit.
+    csv.field_size_limit(2**31 - 1)
     reader = csv.reader(feed)
     width = len(source.header)
     keep = [i for i, c in enumerate(source.header) if c in contract.TABLES[source.table]]
-    staged = 0
+    staged = continued = 0
     columns = ", ".join(["source_line", *source.columns])
     statement = sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(columns))
     with conn.cursor() as cur, cur.copy(statement) as copy:
         while True:
             try:
-                fields = next(reader)
+                fields: list[str] | None = next(reader)
+                error = None
             except StopIteration:
+                if feed.pending:  # a record handed lines back at the very end of the file
+                    reader = csv.reader(feed)
+                    continue
                 break
             except csv.Error as exc:
-                used = feed.take()
-                if used:
-                    rejects.append((used[0][0], f"malformed_csv: {exc}", "".join(t for _, t in used)))
+                fields, error = None, f"malformed_csv: {exc}"
+            used, cut_short = feed.take()
+            if not used:
                 continue
-            used = feed.take()
             line, raw = used[0][0], "".join(t for _, t in used)
-            if not fields:
+            if error is None and fields is not None and len(used) > 1 and (cut_short or len(fields) != width):
+                error = (f"unbalanced_quote: a quoted field opened on this line "
+                         + (f"is not closed within {p.max_record_lines} lines" if cut_short
+                            else f"spans {len(used)} lines and gives {len(fields)} fields, expected {width}"))
+            elif error is None and cut_short:
+                error = "unbalanced_quote: a quoted field opened on this line is not closed before the end of file"
+            if error is not None:
+                rejects.append((line, error, used[0][1]))
+                feed.give_back(used[1:])
+                reader = csv.reader(feed)  # parse what follows afresh
+            elif not fields:
                 rejects.append((line, "blank_line", raw))
             elif len(fields) != width:
                 rejects.append((line, f"wrong_field_count: expected {width}, got {len(fields)}", raw))
-            elif any(len(f) > max_field for f in fields):
-                rejects.append((line, f"field_too_long: over {max_field} characters", raw))
+            elif any(len(f) > p.max_field_length for f in fields):
+                rejects.append((line, f"field_too_long: over {p.max_field_length} characters", raw))
+                feed.give_back(used[1:])
+                reader = csv.reader(feed)
             else:
                 # An empty field is NULL, as COPY reads an unquoted empty field.
                 copy.write_row([line, *(fields[i] or None for i in keep)])
                 staged += 1
-    return staged, rejects
+                continued += len(used) - 1
+    if staged + continued + len(rejects) != lines.count:
+        raise IngestError(f"{source.batch_id}/{source.path.name}: read {lines.count} lines but accounted for "
+                          f"{staged + continued + len(rejects)}; nothing of this file was kept")
+    return staged, continued, sorted(rejects)
 
 
 def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> FileResult:
@@ -293,6 +373,7 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
                      (source.batch_id, source.table))
         target = _prepare_partition(conn, source, run_id)
         rejects: list[tuple[int, str, str]] = []
+        continued = 0
         if not source.header:
             staged, path = 0, "empty"
         else:
@@ -303,36 +384,39 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
                 log.info("%s/%s: parsing record by record (%s)", source.batch_id, source.path.name,
                          str(why).splitlines()[0])
                 conn.execute("select setval(%s, 2, false)", (f"staging.{source.table}_line_seq",))
-                staged, rejects = _copy_parsed(conn, source, target, p.max_field_length)
+                staged, continued, rejects = _copy_parsed(conn, source, target, p)
                 path = "parsed"
         if rejects:
             with conn.cursor() as cur, cur.copy(
                 "copy staging.rejected_lines (batch_id, table_name, source_file, source_line, reason, raw_line, "
-                "run_id) from stdin"
+                "line_length, run_id) from stdin"
             ) as copy:
                 for line, reason, raw in rejects:
+                    raw = raw.rstrip("\r\n")
                     copy.write_row([source.batch_id, source.table, source.path.name, line, reason,
-                                    raw.rstrip("\r\n")[:RAW_LINE_LIMIT], run_id])
+                                    raw[:REJECTED_LINE_CAP], len(raw), run_id])
         in_table = conn.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
         if in_table != staged:
             raise IngestError(f"{source.batch_id}/{source.path.name}: staged {staged} rows but the table holds "
                               f"{in_table}; nothing of this file was kept")
         duration = time.perf_counter() - started
-        result = FileResult(source.batch_id, source.table, "loaded", path, staged + len(rejects), staged,
-                            len(rejects), source.extra_columns, duration)
+        result = FileResult(source.batch_id, source.table, "loaded", path, staged + continued + len(rejects),
+                            staged, len(rejects), source.extra_columns, duration)
         conn.execute(
             """
             insert into staging.ingestion_log (batch_id, table_name, source_file, sha256, size_bytes, lines_read,
-                rows_staged, lines_rejected, extra_columns, load_path, started_at, duration_s, run_id)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s)
+                rows_staged, continued_lines, lines_rejected, extra_columns, load_path, started_at, duration_s,
+                run_id)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s, %s)
             on conflict (batch_id, table_name) do update set
                 source_file = excluded.source_file, sha256 = excluded.sha256, size_bytes = excluded.size_bytes,
                 lines_read = excluded.lines_read, rows_staged = excluded.rows_staged,
+                continued_lines = excluded.continued_lines,
                 lines_rejected = excluded.lines_rejected, extra_columns = excluded.extra_columns,
                 load_path = excluded.load_path, started_at = excluded.started_at,
                 duration_s = excluded.duration_s, run_id = excluded.run_id
             """,
-            (source.batch_id, source.table, source.path.name, digest, size, result.lines_read, staged,
+            (source.batch_id, source.table, source.path.name, digest, size, result.lines_read, staged, continued,
              len(rejects), source.extra_columns, path, duration, run_id),
         )
     if source.extra_columns:

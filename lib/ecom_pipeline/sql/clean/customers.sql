@@ -66,12 +66,28 @@ typed as materialized (
             case when n.customer_id is null or n.first_name is null or n.last_name is null or n.email is null
                       or n.registration_date_text is null or n.updated_at_text is null
                  then 'MISSING_VALUE' end,
-            case when n.email !~ :email_pattern then 'INVALID_EMAIL' end,
+            -- 254 characters: the longest address SMTP carries (RFC 5321).
+            case when n.email !~ :email_pattern or length(n.email) > 254 then 'INVALID_EMAIL' end,
             case when not production.is_date(n.registration_date_text)
                       or not production.is_timestamp(n.updated_at_text)
-                 then 'MALFORMED_DATE' end
+                 then 'MALFORMED_DATE' end,
+            case when length(n.customer_id) > :max_key_length then 'VALUE_TOO_LONG' end
         ], null) as rule_failures
     from normalised as n
+),
+
+in_range as (
+    -- Ranges are judged on the typed values, which only exist once the select above has made them.
+    select
+        t.*,
+        t.rule_failures || array_remove(array[
+            case when t.registration_date > (now() + make_interval(hours => :future_tolerance_hours))::date
+                      or t.updated_at > now() + make_interval(hours => :future_tolerance_hours)
+                 then 'FUTURE_DATE' end,
+            case when t.registration_date < :earliest_date or t.updated_at < :earliest_date
+                 then 'DATE_TOO_EARLY' end
+        ], null) as range_failures
+    from typed as t
 ),
 
 emails as materialized (
@@ -79,16 +95,16 @@ emails as materialized (
     select
         t.*,
         case
-            when t.copy_number = 1 and t.rule_failures = '{}' and (
+            when t.copy_number = 1 and t.range_failures = '{}' and (
                 exists (select 1 from production.customers as p
                         where p.email = t.email and p.customer_id <> t.customer_id)
                 or t.customer_id <> first_value(t.customer_id) over (
-                    partition by case when t.copy_number = 1 and t.rule_failures = '{}' then t.email end collate "C"
+                    partition by case when t.copy_number = 1 and t.range_failures = '{}' then t.email end collate "C"
                     order by t.source_line)
-            ) then t.rule_failures || 'DUPLICATE_EMAIL'::text
-            else t.rule_failures
+            ) then t.range_failures || 'DUPLICATE_EMAIL'::text
+            else t.range_failures
         end as reasons
-    from typed as t
+    from in_range as t
 ),
 
 ranked as (
@@ -127,7 +143,7 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'customers', c.source_file, c.source_line, coalesce(c.natural_key, s.customer_id), c.reasons,
+    :batch_id, 'customers', c.source_file, c.source_line, left(coalesce(c.natural_key, s.customer_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_customers as c
 join staging.customers as s on s.batch_id = :batch_id and s.source_line = c.source_line

@@ -52,7 +52,7 @@ typed as materialized (
         n.*,
         case when production.is_integer(n.quantity_text) then n.quantity_text::integer end as quantity,
         case when production.is_money(n.unit_price_text) then n.unit_price_text::numeric(12, 2) end as unit_price,
-        case when production.is_money(n.discount_text) then n.discount_text::numeric(5, 2) end as discount_percentage,
+        case when production.is_decimal(n.discount_text, 3, 2) then n.discount_text::numeric(5, 2) end as discount_percentage,
         case when production.is_money(n.line_total_text) then n.line_total_text::numeric(12, 2) end as line_total
     from normalised as n
 ),
@@ -70,6 +70,9 @@ checked as materialized (
                       or (t.line_total_text is not null and t.line_total is null)
                  then 'MALFORMED_NUMBER' end,
             case when t.quantity <= 0 then 'INVALID_QUANTITY' end,
+            case when length(t.order_item_id) > :max_key_length or length(t.order_id) > :max_key_length
+                      or length(t.product_id) > :max_key_length
+                 then 'VALUE_TOO_LONG' end,
             case when t.discount_percentage not between 0 and 100 then 'INVALID_DISCOUNT' end,
             case when t.unit_price < 0 or t.line_total < 0 then 'NEGATIVE_AMOUNT' end,
             case when abs(t.line_total - round(t.quantity * t.unit_price * (1 - t.discount_percentage / 100), 2)) > :tolerance
@@ -120,7 +123,7 @@ where action = 'changed';
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'order_items', c.source_file, c.source_line, coalesce(c.natural_key, s.order_item_id), c.reasons,
+    :batch_id, 'order_items', c.source_file, c.source_line, left(coalesce(c.natural_key, s.order_item_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_order_items as c
 join staging.order_items as s on s.batch_id = :batch_id and s.source_line = c.source_line

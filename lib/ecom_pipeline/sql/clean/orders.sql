@@ -96,7 +96,12 @@ checked as materialized (
             case when t.status <> all (:statuses::text[]) then 'INVALID_STATUS' end,
             case when t.payment_method <> all (:payment_methods::text[]) then 'INVALID_PAYMENT_METHOD' end,
             case when t.total_amount < 0 then 'NEGATIVE_AMOUNT' end,
-            case when t.order_date > now() + make_interval(hours => :future_tolerance_hours) then 'FUTURE_DATE' end,
+            case when t.order_date > now() + make_interval(hours => :future_tolerance_hours)
+                      or t.updated_at > now() + make_interval(hours => :future_tolerance_hours)
+                 then 'FUTURE_DATE' end,
+            case when t.order_date < :earliest_date or t.updated_at < :earliest_date then 'DATE_TOO_EARLY' end,
+            case when length(t.order_id) > :max_key_length or length(t.customer_id) > :max_key_length
+                 then 'VALUE_TOO_LONG' end,
             case when t.customer_id is not null and cust.customer_id is null then
                 case when exists (select from production.quarantine as q
                                   where q.source_table = 'customers' and q.natural_key = t.customer_id)
@@ -146,7 +151,7 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'orders', c.source_file, c.source_line, coalesce(c.natural_key, s.order_id), c.reasons,
+    :batch_id, 'orders', c.source_file, c.source_line, left(coalesce(c.natural_key, s.order_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_orders as c
 join staging.orders as s on s.batch_id = :batch_id and s.source_line = c.source_line

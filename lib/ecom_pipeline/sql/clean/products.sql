@@ -75,7 +75,11 @@ checked as materialized (
                  then 'MALFORMED_NUMBER' end,
             case when t.updated_at_text is not null and t.updated_at is null then 'MALFORMED_DATE' end,
             case when t.price <= 0 or t.cost < 0 or t.stock_quantity < 0 then 'NEGATIVE_AMOUNT' end,
-            case when t.cost > t.price and t.price > 0 then 'COST_ABOVE_PRICE' end
+            case when t.cost > t.price and t.price > 0 then 'COST_ABOVE_PRICE' end,
+            case when t.updated_at > now() + make_interval(hours => :future_tolerance_hours) then 'FUTURE_DATE' end,
+            case when t.updated_at < :earliest_date then 'DATE_TOO_EARLY' end,
+            case when length(t.product_id) > :max_key_length or length(t.category) > :max_key_length
+                 then 'VALUE_TOO_LONG' end
         ], null) as reasons
     from typed as t
 ),
@@ -114,7 +118,7 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'products', c.source_file, c.source_line, coalesce(c.natural_key, s.product_id), c.reasons,
+    :batch_id, 'products', c.source_file, c.source_line, left(coalesce(c.natural_key, s.product_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_products as c
 join staging.products as s on s.batch_id = :batch_id and s.source_line = c.source_line
