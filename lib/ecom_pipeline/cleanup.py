@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = migrations.ensure_migrated(db.database_url())
         report = cleanup(url, args.retention_days, args.dry_run)
+    except db.BadConnectionString as exc:
+        log.error("%s", exc)
+        return 2
     except (db.DatabaseUnavailable, migrations.MigrationError) as exc:
         log.error("%s", exc)
         return 3

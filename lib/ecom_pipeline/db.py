@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ecom_pipeline import config
 
@@ -51,11 +52,15 @@ class PipelineLocked(RuntimeError):
     """Another pipeline run holds the lock on this database."""
 
 
+class BadConnectionString(ValueError):
+    """DATABASE_URL is not a connection string libpq accepts; the message never repeats its text."""
+
+
 def database_url(start_embedded: bool = True) -> str | None:
-    """The URL of the pipeline's database, starting the embedded server if none is configured."""
+    """The pipeline's connection string, checked, starting the embedded server if none is configured."""
     url = config.env_setting("DATABASE_URL")
     if url:
-        return url
+        return normalise(url)
     if not start_embedded:
         return None
     from ecom_pipeline import embedded
@@ -63,23 +68,56 @@ def database_url(start_embedded: bool = True) -> str | None:
     return embedded.start()
 
 
+def normalise(url: str) -> str:
+    """``url`` as libpq takes it, checked: a URL, key=value pairs, or SQLAlchemy's ``postgresql+driver://``.
+
+    BadConnectionString (with libpq's reason, values blanked out) if libpq cannot read it or the port
+    is not a port.
+    """
+    url = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url.strip())
+    try:
+        fields = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        # libpq quotes pieces of the string in its message: keep only one-character ones ("=").
+        reason = re.sub(r'"([^"]*)"', lambda m: m[0] if len(m[1]) <= 1 else '"..."',
+                        str(exc).strip().splitlines()[0])
+        raise BadConnectionString(
+            f"DATABASE_URL is not a PostgreSQL connection string ({reason}); use a URL such as "
+            "postgresql://user@host:5432/dbname (percent-encode special characters in the password) "
+            "or key=value pairs such as 'host=... dbname=... user=...'") from None
+    for port in str(fields.get("port") or "5432").split(","):
+        if not (port.isdigit() and 0 < int(port) < 65536):
+            raise BadConnectionString(f"DATABASE_URL has an invalid port {port!r}: a number from 1 to 65535")
+    return url
+
+
+def _fields(url: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return {}
+
+
 def redact(text: str, url: str | None = None) -> str:
-    """Hide passwords: of ``url`` wherever it appears in ``text``, and of any URL in ``text``."""
-    if url:
-        password = urlsplit(url).password
-        if password:
-            text = text.replace(password, "***")
-    return re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
+    """Hide passwords: of ``url`` wherever it appears in ``text``, and any in a URL or key=value pair."""
+    password = _fields(url).get("password") if url else None
+    if password:
+        text = text.replace(str(password), "***")
+    text = re.sub(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
 
 
 def describe(url: str) -> str:
-    """A printable description of the target: host, port and database, never the password."""
-    parts = urlsplit(url)
-    host = parts.hostname or dict(
-        p.split("=", 1) for p in parts.query.split("&") if "=" in p
-    ).get("host", "local socket")
-    netloc = f"{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}"
-    return urlunsplit(("postgresql", netloc, parts.path, "", ""))
+    """The target as a libpq URL that works from a shell (psql "..."): user, host, port, database; no password."""
+    fields = _fields(url)
+    host = str(fields.get("host") or fields.get("hostaddr") or "")
+    user = quote(str(fields["user"]), safe="") + "@" if fields.get("user") else ""
+    port = str(fields.get("port") or "")
+    dbname = quote(str(fields.get("dbname") or ""), safe="")
+    if host.startswith("/"):  # a socket folder: a query parameter, as libpq reads it
+        query = f"?host={quote(host, safe='/')}" + (f"&port={port}" if port else "")
+        return f"postgresql://{user}/{dbname}{query}"
+    return f"postgresql://{user}{host}{':' + port if port else ''}/{dbname}"
 
 
 def error_line(exc: BaseException, url: str | None = None) -> str:
@@ -207,8 +245,7 @@ def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
 
 def with_database(url: str, name: str) -> str:
     """The same server and credentials, another database."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    return make_conninfo(url, dbname=name)
 
 
 @contextmanager

@@ -77,14 +77,18 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 # -- checks: each returns its report section and its alerts -------------------------------------
 
-def check_database(url: str | None, p: MonitoringParams) -> tuple[dict[str, Any], list[Alert], psycopg.Connection | None]:
-    """Reachable or not, round-trip latency, version, connections, size. Returns the open connection."""
+def check_database(url: str | None, p: MonitoringParams, problem: str | None = None,
+                   ) -> tuple[dict[str, Any], list[Alert], psycopg.Connection | None]:
+    """Reachable or not, round-trip latency, version, connections, size. Returns the open connection.
+
+    ``problem`` says why there is no ``url`` (a connection string that cannot be used, say).
+    """
     section: dict[str, Any] = {"reachable": False, "target": db.describe(url) if url else None, "latency_ms": None,
                                "server_version": None, "connections": None, "active_connections": None,
                                "size_bytes": None, "error": None}
     try:
         if not url:
-            raise db.DatabaseUnavailable("no database configured and the embedded server did not start")
+            raise db.DatabaseUnavailable(problem or "no database configured and the embedded server did not start")
         conn = db.connect(url, autocommit=True, application="ecom_pipeline monitoring",
                           connect_timeout=p.connect_timeout_s)
     except db.DatabaseUnavailable as exc:
@@ -296,11 +300,12 @@ def overall(alerts: list[Alert]) -> tuple[str, int]:
     return ("critical" if critical else "degraded" if warnings else "healthy"), score
 
 
-def build_report(url: str | None, p: MonitoringParams, run_id: str | None = None) -> dict[str, Any]:
+def build_report(url: str | None, p: MonitoringParams, run_id: str | None = None,
+                 problem: str | None = None) -> dict[str, Any]:
     """Every check; a section whose data cannot be read (database down) is null, with the reason in alerts."""
     now = _now()
     started = time.perf_counter()
-    database, alerts, conn = check_database(url, p)
+    database, alerts, conn = check_database(url, p, problem)
     sections: dict[str, Any] = {"pipeline_health": None, "data_freshness": None, "volume_anomalies": None,
                                 "quality_trend": None}
     if conn is not None:
@@ -356,12 +361,14 @@ def monitor(p: MonitoringParams, run_id: str | None = None, url: str | None = No
     """Build, validate, write and alert. Never raises for an unwell pipeline: that is what the report says."""
     from ecom_pipeline import alerts
 
+    problem = None
     if url is None:
         try:
             url = db.database_url()
-        except db.DatabaseUnavailable as exc:
+        except (db.DatabaseUnavailable, db.BadConnectionString) as exc:
             log.error("%s", exc)
-    report = build_report(url, p, run_id)
+            problem = str(exc)
+    report = build_report(url, p, run_id, problem)
     report["notifications"] = alerts.dispatch(report, p, external=send_alerts)
     validate(report)
     write_report(report, run_id)

@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_scheduled(args, _pipeline_url(), operations)
         plan = plan_run(args)
         return execute_run(plan, _pipeline_url())
-    except (ParamsError, migrations.MigrationError) as exc:
+    except (ParamsError, migrations.MigrationError, db.BadConnectionString) as exc:
         log.error("%s", exc)
         return 2
     except (db.DatabaseUnavailable, db.PipelineLocked) as exc:

@@ -13,11 +13,11 @@ import sys
 import threading
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import urlsplit
 
 import jsonschema
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from conftest import REPO
 from ecom_pipeline import alerts, db, migrations, monitoring
@@ -85,7 +85,7 @@ def state(base, server_url, outputs, monkeypatch):
     """A copy of the base state for one test; DATABASE_URL points at it; no alert sink configured."""
     for name in alerts.SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    with db.scratch_database(server_url, "mon", template=urlsplit(base[0]).path.lstrip("/")) as url:
+    with db.scratch_database(server_url, "mon", template=conninfo_to_dict(base[0])["dbname"]) as url:
         monkeypatch.setenv("DATABASE_URL", url)
         yield url
 

@@ -9,6 +9,8 @@ import time
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from conftest import REPO, run_pipeline
 from ecom_pipeline import db
@@ -53,12 +55,31 @@ def test_run_all_refuses_unknown_parameter(outputs):
     assert "Traceback" not in done.stderr
 
 
-def test_run_all_reports_unreachable_database(outputs):
-    done = run_pipeline("--params", "params/small.yaml",
-                        env={"DATABASE_URL": "postgresql://ops:topsecret@127.0.0.1:1/shop"})
+@pytest.mark.parametrize("url", [
+    "postgresql://ops:topsecret@127.0.0.1:1/shop",
+    "host=127.0.0.1 port=1 dbname=shop user=ops password=topsecret",
+    "postgresql+psycopg2://ops:topsecret@127.0.0.1:1/shop",
+    "postgresql://ops:top#secret@127.0.0.1:1/shop",
+])
+def test_run_all_reports_unreachable_database(outputs, url):
+    done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
     assert done.returncode == 3
     assert "cannot connect to the database postgresql://ops@127.0.0.1:1/shop" in done.stderr
-    assert "Traceback" not in done.stderr and "topsecret" not in done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr
+    for path in outputs.rglob("*"):
+        if path.is_file():
+            assert "secret" not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize("url, message", [
+    ("host=db.example.org port=99999 password=topsecret", "invalid port '99999'"),
+    ("this is not a url password=topsecret", "not a PostgreSQL connection string"),
+])
+def test_run_all_refuses_an_unusable_connection_string_in_one_line(outputs, url, message):
+    done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert message in line and "secret" not in line
 
 
 def test_run_all_exits_when_lock_is_held(migrated_db, outputs):
@@ -106,17 +127,16 @@ def test_only_and_from_select_stages(fresh_db, outputs):
 
 
 def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
-    password = "Pw-never-printed-7f3a"
+    password = "Pw never#printed'7f3a"
     user = "pipeline_secret_user"
     name = f"secret_{int(time.time() * 1000) % 10**9}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"drop role if exists {user}")
-        conn.execute(f"create role {user} login superuser password '{password}'")
+        conn.execute(sql.SQL("create role {} login superuser password {}").format(
+            sql.Identifier(user), sql.Literal(password)))
         conn.execute(f'create database "{name}" owner {user}')
-    base = db.with_database(server_url, name)
-    scheme, rest = base.split("://", 1)
-    rest = rest.split("@", 1)[1]
-    url = f"{scheme}://{user}:{password}@{rest}"
+    # The key=value form, with characters a URL would need encoded.
+    url = make_conninfo(db.with_database(server_url, name), user=user, password=password)
     try:
         done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
         assert done.returncode == 0, done.stderr
