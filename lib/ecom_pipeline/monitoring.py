@@ -256,6 +256,13 @@ def check_volumes(conn: psycopg.Connection, p: MonitoringParams) -> tuple[dict[s
                                                                                "expected_min", "expected_max",
                                                                                "score")}, subject=table))
         tables.append(entry)
+    for row in db.query_file(conn, "monitoring/rejected_lines.sql"):
+        alerts.append(Alert(
+            "warning", "rejected_lines",
+            f"batch {row['batch_id']}: {row['lines_rejected']:,} of {row['lines_read']:,} lines of "
+            f"{row['source_file']} could not be staged (see staging.rejected_lines)",
+            {k: row[k] for k in ("batch_id", "table_name", "source_file", "lines_rejected", "lines_read")},
+            subject=row["table_name"]))
     history = [{"batch_id": r["batch_id"], "table_name": r["table_name"], "row_count": int(r["row_count"])}
                for r in rows]
     return {"tables": tables, "threshold": p.volume_threshold, "min_history": p.min_history,

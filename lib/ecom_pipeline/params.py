@@ -108,6 +108,8 @@ class WarehouseParams(Strict):
 class QualityParams(Strict):
     fail_on: list[Literal["error", "warn"]] = Field(["error"], description="severities whose failures stop the run")
     workers: int = Field(2, ge=1, le=8, description="checks run at once, each on a connection of its own")
+    max_rejected_share: float = Field(0.01, ge=0, le=1,
+                                      description="a file of the latest load with more of its lines rejected stops the run")
 
 
 class AnalyticsParams(Strict):

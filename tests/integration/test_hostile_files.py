@@ -154,3 +154,26 @@ def test_long_rejected_line_is_kept_whole(migrated_db, batch):
     _orders_file(batch, [_order(1), ragged])
     _ingest(migrated_db, batch)
     assert _rejected(migrated_db)[0][2:] == (ragged, len(ragged))
+
+
+def test_file_losing_more_than_the_allowed_share_stops_the_gate_and_monitoring_warns(migrated_db, batch):
+    from ecom_pipeline import db, monitoring
+    from ecom_pipeline.params import MonitoringParams, QualityParams
+    from ecom_pipeline.stages import quality
+
+    lines = [_order(n) for n in range(1, 101)]
+    lines[10] = lines[10].replace("7 Elm Rd", '"7 Elm Rd')
+    lines[20] += ",surplus"
+    _orders_file(batch, lines)
+    _ingest(migrated_db, batch)
+    [check] = [c for c in quality.load_checks() if c.name == "staging_file_rejected_share"]
+    strict, lenient = (quality.check_values(QualityParams(max_rejected_share=s)) for s in (0.01, 0.05))
+    [result] = quality.run_checks(migrated_db, [check], 1, strict)
+    assert (result.rows_checked, result.rows_failing) == (4, 1)
+    with pytest.raises(quality.QualityGateError, match="2025-03-01/orders.csv: 2 of 100 lines rejected"):
+        quality.gate([result], ["error"])
+    assert quality.run_checks(migrated_db, [check], 1, lenient)[0].passed
+    with db.connection(migrated_db) as conn:
+        _, alerts = monitoring.check_volumes(conn, MonitoringParams())
+    assert [(a.severity, a.check, a.subject) for a in alerts] == [("warning", "rejected_lines", "orders")]
+    assert "2 of 100 lines of orders.csv" in alerts[0].message

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,8 +107,21 @@ def _table(name: str) -> sql.Composed:
     return sql.Identifier(schema, table)
 
 
-def compile_check(check: Check) -> tuple[sql.Composable, sql.Composable]:
+def check_values(p: QualityParams) -> dict[str, Any]:
+    """The values that ``:name`` placeholders of ``sql`` and ``expression`` checks stand for."""
+    return {"email_pattern": contract.EMAIL_PATTERN, "max_rejected_share": p.max_rejected_share}
+
+
+def _with_values(text: str, values: dict[str, Any]) -> sql.Composed:
+    """``text`` with each ``:name`` of ``values`` as a literal (``::casts`` are left alone)."""
+    names = "|".join(map(re.escape, sorted(values, key=len, reverse=True)))
+    parts = re.split(rf"(?<![:\w]):({names})\b", text)
+    return sql.Composed([sql.SQL(part) if i % 2 == 0 else sql.Literal(values[part]) for i, part in enumerate(parts)])
+
+
+def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[sql.Composable, sql.Composable]:
     """(query of the failing rows' keys as column ``key``, query of the number of rows checked)."""
+    values = values if values is not None else check_values(QualityParams())
     t = _table(check.table)
     col = sql.Identifier(check.column) if check.column else None
     key = sql.Identifier(check.key) if check.key else None
@@ -135,7 +149,7 @@ def compile_check(check: Check) -> tuple[sql.Composable, sql.Composable]:
             key, t, col, low, col, high)
     elif check.kind == "expression":
         failing = sql.SQL("select {}::text as key from {} where not coalesce(({}), false)").format(
-            key, t, sql.SQL(check.expression.replace(":email_pattern", "'" + contract.EMAIL_PATTERN + "'")))
+            key, t, _with_values(check.expression, values))
     elif check.kind == "freshness":
         failing = sql.SQL(
             "select coalesce(max({col})::text, 'no rows') as key from {t} having max({col}) is null "
@@ -145,8 +159,8 @@ def compile_check(check: Check) -> tuple[sql.Composable, sql.Composable]:
     elif check.kind == "row_count":
         return row_count_query(check), one
     else:
-        failing = sql.SQL(check.failing)
-        return failing, sql.SQL(check.checked) if check.checked else count_all
+        failing = _with_values(check.failing, values)
+        return failing, _with_values(check.checked, values) if check.checked else count_all
     return failing, count_all
 
 
@@ -198,8 +212,8 @@ class CheckResult:
         return self.rows_failing == 0
 
 
-def run_check(conn: psycopg.Connection, check: Check) -> CheckResult:
-    failing, checked = compile_check(check)
+def run_check(conn: psycopg.Connection, check: Check, values: dict[str, Any] | None = None) -> CheckResult:
+    failing, checked = compile_check(check, values)
     started = time.perf_counter()
     query = sql.SQL(
         "with failing as ({failing}) select (select count(*) from failing), ({checked}), "
@@ -215,7 +229,8 @@ def run_check(conn: psycopg.Connection, check: Check) -> CheckResult:
                        round(time.perf_counter() - started, 4), observed)
 
 
-def run_checks(url: str, checks: list[Check], workers: int) -> list[CheckResult]:
+def run_checks(url: str, checks: list[Check], workers: int, values: dict[str, Any] | None = None,
+               ) -> list[CheckResult]:
     """Every check, ``workers`` at a time, each worker on a connection of its own; results in check order.
 
     Checks are independent read-only queries, so on a server with several cores they overlap well.
@@ -226,7 +241,7 @@ def run_checks(url: str, checks: list[Check], workers: int) -> list[CheckResult]
         if not hasattr(local, "conn"):
             local.conn = db.connect(url, autocommit=True, application="ecom_pipeline quality")
             opened.append(local.conn)
-        return run_check(local.conn, check)
+        return run_check(local.conn, check, values)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
@@ -304,7 +319,7 @@ def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any
 def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
     """Run every check, store results and score, write the reports, then apply the gate."""
     url = migrations.ensure_migrated(db.database_url())
-    results = run_checks(url, load_checks(), p.workers)
+    results = run_checks(url, load_checks(), p.workers, check_values(p))
     with db.connection(url, autocommit=True, application="ecom_pipeline quality") as conn:
         scores = score(results)
         store(conn, run_id, results, scores)
