@@ -130,9 +130,8 @@ def _record_run_start(conn, run_id: str, stages: list[Stage], params: PipelinePa
     conn.execute(
         "update monitoring.pipeline_runs set status = 'failed', error = 'interrupted (process ended without "
         "finishing)' where status = 'running' and run_id <> %s", (run_id,))
-    conn.execute(
-        "update monitoring.stage_runs set status = 'failed', error = 'interrupted' "
-        "where status = 'running' and run_id <> %s", (run_id,))
+    # So did any stage still marked running, this run's own killed attempt (before a resume) included.
+    conn.execute("update monitoring.stage_runs set status = 'failed', error = 'interrupted' where status = 'running'")
     conn.execute(
         """
         insert into monitoring.pipeline_runs (run_id, status, started_at, stages, params, params_file, code_version)
@@ -243,6 +242,11 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         todo = [STAGES[STAGE_NAMES.index(name)] for name in summary["planned_stages"] if name not in done]
         if not todo:
             raise ParamsError(f"run {args.resume} has no failed or pending stage to resume")
+        if "ingest" in summary["planned_stages"] and STAGE_NAMES.index(todo[0].name) > STAGE_NAMES.index("ingest"):
+            # From ingest again: it skips the files it has (same sha256) and re-stages any fixed since the
+            # failure, which clean and warehouse then take in (with nothing new they have nothing to do).
+            todo = [s for s in STAGES if s.name in summary["planned_stages"]
+                    and STAGE_NAMES.index(s.name) >= STAGE_NAMES.index("ingest")]
         params_path = run_path / "params.yaml"
         return RunPlan(args.resume, todo, load_params(params_path), params_path, summary["params_source"])
 
@@ -320,8 +324,10 @@ def execute_run(plan: RunPlan, url: str) -> int:
             except RunFailed:
                 pass
             finally:
-                _write_summary(plan, status, started, outcomes, database, previous)
+                # The database record first: a summary that cannot be written (a full disk) must not leave
+                # the run marked running.
                 _record_run_end(conn, plan.run_id, status, error)
+                _write_summary(plan, status, started, outcomes, database, previous)
     except psycopg.OperationalError as exc:
         # The database went away mid-run: the summary on disk says how far the run got.
         _write_summary(plan, "failed", started, outcomes, database, previous)
@@ -431,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, migrations.MigrationError, db.BadConnectionString) as exc:
         log.error("%s", exc)
         return 2
+    except OSError as exc:  # the run's records cannot be written (a full disk, a read-only outputs folder)
+        log.error("cannot write the run's records: %s", exc)
+        return 1
     except (db.DatabaseUnavailable, db.PipelineLocked) as exc:
         log.error("%s", exc)
         return 3

@@ -96,8 +96,10 @@ def test_run_killed_in_every_stage_resumes_to_the_same_result(fresh_db, outputs,
     with psycopg.connect(fresh_db) as conn:
         status = conn.execute("select status from monitoring.pipeline_runs").fetchall()
         attempts = dict(conn.execute("select stage, max(attempt) from monitoring.stage_runs group by 1").fetchall())
+        running = conn.execute("select count(*) from monitoring.stage_runs where status = 'running'").fetchone()[0]
     assert status == [("success",)]
     assert all(attempts[stage] >= 2 for stage in STAGE_NAMES)  # every stage was interrupted once
+    assert running == 0  # no killed attempt is left marked running
     _assert_same_result(fresh_db, uninterrupted)
 
 

@@ -179,3 +179,22 @@ def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
         assert conn.execute("select count(*) from staging.ingestion_log").fetchone()[0] >= 4
         assert conn.execute("select count(*) from pg_locks where locktype = 'advisory' and database = "
                             "(select oid from pg_database where datname = current_database())").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_resume_reads_a_fixed_input_file_again(fresh_db, outputs, tmp_path):
+    source = tmp_path / "export"
+    shutil.copytree(HANDWRITTEN, source)
+    orders = source / "2025-03-01" / "orders.csv"
+    good = orders.read_text()
+    orders.write_text(good.replace("ORD-2,CUST-2", 'ORD-2,"CUST-2', 1))  # one of three lines lost: over the share
+    done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
+    assert done.returncode == 1
+    assert "staging_file_rejected_share" in done.stderr and "2025-03-01/orders.csv: 1 of 3 lines" in done.stderr
+    run_id = _runs(fresh_db)[0][0]
+    orders.write_text(good)  # the export is fixed, then the printed command is run
+    resumed = run_pipeline("--resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from production.orders").fetchone()[0] == 3
+        assert conn.execute("select count(*) from staging.rejected_lines").fetchone()[0] == 0
