@@ -71,6 +71,17 @@ create table if not exists monitoring.schema_migrations (
 
 def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply pending migrations; return the versions applied (empty when up to date)."""
+    try:
+        return _apply(conn, directory)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        user, dbname = conn.info.user, conn.info.dbname
+        raise MigrationError(
+            f"the role {user} may not create the pipeline's schemas in database {dbname} "
+            f"({db.error_line(exc)}): grant it CREATE on the database (grant create on database {dbname} to "
+            f"{user}), or run the pipeline once as the database's owner") from None
+
+
+def _apply(conn: psycopg.Connection, directory: Path) -> list[int]:
     migrations = discover(directory)
     applied_now = []
     with conn.transaction():
@@ -94,6 +105,8 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
                         "insert into monitoring.schema_migrations (version, name, checksum) values (%s, %s, %s)",
                         (migration.version, migration.name, migration.checksum),
                     )
+            except psycopg.errors.InsufficientPrivilege:
+                raise
             except psycopg.Error as exc:
                 raise MigrationError(f"migration {migration.path.name} failed: {exc}".strip()) from exc
             applied_now.append(migration.version)

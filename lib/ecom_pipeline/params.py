@@ -173,8 +173,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ParamsError(f"override has no parameter name: {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"override {key} has a value that is not valid YAML: {raw!r}") from exc
+    except yaml.YAMLError:
+        raise ParamsError(f"--set {key}: the value is not valid YAML: {raw!r}") from None
+    except ValueError as exc:  # YAML reads 2025-02-30 as a date, then the calendar refuses it
+        raise ParamsError(f"--set {key}: {raw.strip()!r} is not a valid value ({exc})") from None
     return key.strip(), value
 
 
@@ -196,8 +198,8 @@ def load_params(path: str | Path = config.DEFAULT_PARAMS_FILE, overrides: list[s
         raise ParamsError(f"params file not found: {path}")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ParamsError(f"params file {path} must be a mapping of sections")
     for override in overrides or []:

@@ -43,3 +43,22 @@ def test_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "one.sql").write_text("select 1")
     with pytest.raises(migrations.MigrationError, match="must look like"):
         migrations.discover(tmp_path)
+
+
+def test_role_without_create_gets_the_privilege_named(fresh_db):
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    role, dbname = "pipeline_no_create", conninfo_to_dict(fresh_db)["dbname"]
+    with db.connection(fresh_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("revoke create on database {} from public").format(sql.Identifier(dbname)))
+    try:
+        with db.connection(make_conninfo(fresh_db, user=role), autocommit=True) as conn:
+            with pytest.raises(migrations.MigrationError,
+                               match=f"the role {role} may not create .*grant create on database {dbname}"):
+                migrations.apply_migrations(conn)
+    finally:
+        with db.connection(fresh_db, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from ecom_pipeline import config
 from ecom_pipeline.params import ParamsError, load_params, parse_override
 
 
@@ -72,3 +73,19 @@ def test_parse_override_needs_name_and_value(text):
 def test_parse_override_parses_yaml_scalars():
     assert parse_override("ingest.input_path=null") == ("ingest.input_path", None)
     assert parse_override("generate.defect_rate=0.02") == ("generate.defect_rate", 0.02)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("generate.start_date=2025-02-30", "--set generate.start_date: '2025-02-30' is not a valid value"),
+    ("generate.orders=[1", "--set generate.orders: the value is not valid YAML"),
+])
+def test_override_with_an_impossible_value_names_the_set(override, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(config.DEFAULT_PARAMS_FILE, [override])
+
+
+def test_params_file_with_an_impossible_date_is_clear(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generate:\n  start_date: 2025-02-30\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
