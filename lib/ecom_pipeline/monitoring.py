@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from ecom_pipeline import config, db, runs
 from ecom_pipeline.params import MonitoringParams, ParamsError, load_params
@@ -96,6 +97,9 @@ def check_database(url: str | None, p: MonitoringParams, problem: str | None = N
         return section, [Alert("critical", "database_unreachable",
                                f"the database {section['target'] or ''} cannot be reached: {section['error']}",
                                {"error": section["error"]})], None
+    # Monitoring never queues behind a running stage's locks, nor runs long: it reports instead.
+    conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{p.lock_timeout_ms}ms")))
+    conn.execute(sql.SQL("set statement_timeout = {}").format(sql.Literal(f"{p.statement_timeout_s}s")))
     rounds = []
     for _ in range(3):
         started = time.perf_counter()
@@ -323,6 +327,11 @@ def build_report(url: str | None, p: MonitoringParams, run_id: str | None = None
                                 ("quality_trend", lambda: check_quality(conn, run_id, p))):
                 try:
                     sections[name], found = check()
+                except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+                    # A running stage holds a lock (or the server is slow): report it rather than wait.
+                    sections[name], found = None, [Alert(
+                        "warning", "check_waiting", f"{name} was not read: {str(exc).splitlines()[0]} "
+                        f"(a running stage may hold a lock; it is read again next time)", subject=name)]
                 except psycopg.Error as exc:  # e.g. a database the pipeline never migrated: say so, go on
                     sections[name], found = None, [Alert("critical", "check_failed",
                                                          f"{name} could not be read: {str(exc).splitlines()[0]}",

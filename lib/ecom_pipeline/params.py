@@ -128,6 +128,8 @@ class MonitoringParams(Strict):
     volume_threshold: float = Field(3.5, gt=0, description="robust z-score (median, MAD) beyond which rows are anomalous")
     quality_drop: float = Field(5.0, gt=0, description="points below the median score that count as degradation")
     connect_timeout_s: int = Field(5, ge=1)
+    lock_timeout_ms: int = Field(500, ge=1, description="a section waiting longer for a lock is reported, not waited for")
+    statement_timeout_s: float = Field(10.0, gt=0, description="a section query running longer is cancelled and reported")
     resend_after_hours: float = Field(24.0, ge=0, description="a persisting alert is sent again after this long")
     sink_timeout_s: float = Field(10.0, gt=0, description="per webhook or SMTP attempt")
 

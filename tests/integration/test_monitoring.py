@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -129,6 +130,18 @@ def test_healthy_state_has_no_alert(state, outputs):
     written = json.loads((outputs / "latest" / "monitoring_report.json").read_text())
     assert written["generated_at"] == report["generated_at"]
     assert "No alert." in (outputs / "latest" / "monitoring_report.html").read_text()
+
+
+def test_locks_held_by_a_running_stage_are_reported_not_waited_for(state):
+    # What clean and warehouse hold while they rebuild indexes and foreign keys of a large batch.
+    with psycopg.connect(state) as holder:
+        holder.execute("lock table production.orders, warehouse.fact_sales, staging.ingestion_log "
+                       "in access exclusive mode")
+        report = _report(state)  # returns while the locks are still held: it gave up on them
+    waiting = {a["key"]: a["message"] for a in report["alerts"] if a["check"] == "check_waiting"}
+    assert "check_waiting:data_freshness" in waiting and "lock timeout" in waiting["check_waiting:data_freshness"]
+    assert report["data_freshness"] is None and report["status"] == "degraded"
+    _validate(report)
 
 
 def test_failed_run_is_critical_and_the_command_exits_2(state, outputs):
