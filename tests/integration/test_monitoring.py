@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
