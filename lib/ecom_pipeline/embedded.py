@@ -14,7 +14,11 @@ needs:
   its ``pgserver`` service user, so root's data directory is put under
   ``/var/lib`` rather than inside a private home (see ``default_pgdata``);
 * its import raises ``RuntimeDirWarning`` when ``XDG_RUNTIME_DIR`` is unset,
-  which is silenced here so ``python -W error`` still works.
+  which is silenced here so ``python -W error`` still works;
+* it keeps one lock file for every server of the machine (``/tmp/.lockfile``
+  without a runtime folder), which another user's file makes unusable: the
+  lock (and a socket folder, if the data folder's path is too long for one)
+  is kept per data folder instead, beside it (``runtime_dir``).
 """
 
 from __future__ import annotations
@@ -107,6 +111,25 @@ def remove_stale_postmaster_pid(pgdata: Path) -> bool:
     return True
 
 
+def runtime_dir(pgdata: Path) -> Path:
+    """The lock file (and any socket folder) of the server of ``pgdata``: beside it, its user's own."""
+    return pgdata.with_name(pgdata.name + ".run")
+
+
+def _server_class(pgdata: Path):
+    """The package's server class, its lock and runtime folder pointed at ``pgdata``'s own."""
+    import fasteners
+
+    server_class = _import_pgserver().PostgresServer
+    runtime = runtime_dir(pgdata)
+    runtime.mkdir(parents=True, exist_ok=True)
+    if server_class.runtime_path != runtime:
+        server_class.runtime_path = runtime
+        server_class.lock_path = runtime / ".lockfile"
+        server_class._lock = fasteners.InterProcessLock(server_class.lock_path)
+    return server_class
+
+
 def start(pgdata: Path | None = None) -> str:
     """Start (or join) the embedded server and return a URL for the pipeline's database."""
     pgdata = pgdata or default_pgdata()
@@ -114,6 +137,7 @@ def start(pgdata: Path | None = None) -> str:
     if pgdata.exists():
         prune_dead_handles(pgdata)
         remove_stale_postmaster_pid(pgdata)
+    _server_class(pgdata)
     pgserver = _import_pgserver()
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     _ensure_database(server.get_uri(), EMBEDDED_DATABASE)
@@ -131,5 +155,6 @@ def _ensure_database(admin_url: str, name: str) -> None:
 
 def release(pgdata: Path | None = None) -> None:
     """Give up this process's use of the server now (it stops if no other process uses it)."""
-    pgserver = _import_pgserver()
-    pgserver.get_server(pgdata or default_pgdata(), cleanup_mode="stop", start=False)._cleanup()
+    pgdata = pgdata or default_pgdata()
+    _server_class(pgdata)
+    _import_pgserver().get_server(pgdata, cleanup_mode="stop", start=False)._cleanup()

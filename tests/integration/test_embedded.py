@@ -109,3 +109,18 @@ def test_default_pgdata_keeps_root_out_of_private_homes(monkeypatch, euid, expec
 def test_default_pgdata_environment_wins(monkeypatch, tmp_path):
     monkeypatch.setenv("PIPELINE_PGDATA", str(tmp_path / "x"))
     assert embedded.default_pgdata() == tmp_path / "x"
+
+
+def test_lock_and_runtime_files_are_per_data_folder(tmp_path):
+    # The package would lock one file for every server of the user (here the runtime folder's), which
+    # another user's /tmp/.lockfile can make unusable; the pipeline's lock lives beside its data folder.
+    runtime = tmp_path / "xdg"
+    (runtime / "python_PostgresServer").mkdir(parents=True)
+    pgdata = tmp_path / "pgdata"
+    env = {**os.environ, "PIPELINE_PGDATA": str(pgdata), "XDG_RUNTIME_DIR": str(runtime)}
+    done = subprocess.run([sys.executable, "-c", START_AND_QUERY], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"
+    assert (tmp_path / "pgdata.run" / ".lockfile").is_file()
+    assert not (runtime / "python_PostgresServer" / ".lockfile").exists()
