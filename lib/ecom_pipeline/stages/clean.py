@@ -98,6 +98,52 @@ def _clean_table(conn: psycopg.Connection, table: str, batch_id: str, run_id: st
     return row
 
 
+# Reasons that only say a parent was missing: such rows are retried when a later batch brings the parent.
+PARENT_REASONS = {
+    "orders": ["ORPHAN_CUSTOMER", "CUSTOMER_QUARANTINED"],
+    "order_items": ["ORPHAN_ORDER", "ORDER_QUARANTINED", "ORPHAN_PRODUCT", "PRODUCT_QUARANTINED"],
+}
+
+
+def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_id: str,
+                       params: dict[str, Any], window_days: int) -> int:
+    """Clean again the rows of earlier batches held only for a parent that production now has.
+
+    Each is cleaned by its table's own SQL, as the line of its own batch it is, but written to production
+    as part of ``batch_id`` (the batch that let it in, so the warehouse takes it with that batch). Its
+    source batch's clean_log moves it from quarantined to released; ``production.released`` keeps the
+    record. A row that still fails another rule goes back to the quarantine. Returns the rows released.
+    """
+    db.run_sql_file(conn, "clean/release_candidates.sql", {
+        "table": table, "batch_id": batch_id, "parent_reasons": PARENT_REASONS[table],
+        "release_window_days": window_days})
+    held = conn.execute("select batch_id, array_agg(source_line order by source_line) from release_candidates "
+                        "group by batch_id order by batch_id").fetchall()
+    released = 0
+    for source_batch, lines in held:
+        conn.execute(f"drop table if exists clean_{table}")
+        db.run_sql_file(conn, f"clean/{table}.sql", {
+            **params, "batch_id": source_batch, "write_batch_id": batch_id, "retry_lines": lines})
+        moved = conn.execute(
+            f"""
+            insert into production.released (batch_id, source_table, source_line, natural_key, reasons,
+                                             quarantined_at, released_batch_id, run_id)
+            select r.batch_id, r.source_table, r.source_line, r.natural_key, r.reasons, r.quarantined_at, %s, %s
+            from release_candidates as r
+            join clean_{table} as c on c.source_line = r.source_line
+            where r.batch_id = %s and c.action <> 'quarantined'
+            on conflict (batch_id, source_table, source_line) do update set
+                released_batch_id = excluded.released_batch_id, released_at = now(), run_id = excluded.run_id
+            """, (batch_id, run_id, source_batch)).rowcount
+        conn.execute("update production.clean_log set quarantined = quarantined - %s, released = released + %s "
+                     "where batch_id = %s and table_name = %s", (moved, moved, source_batch, table))
+        released += moved
+    if released:
+        log.info("batch %s released %d %s row(s) of earlier batches whose parents arrived", batch_id, released,
+                 table)
+    return released
+
+
 def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanParams) -> dict[str, dict[str, int]]:
     """Clean one batch in one transaction; return the reconciled counts per table."""
     params: dict[str, Any] = {
@@ -105,7 +151,7 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
         "categories": list(catalogue.CATEGORIES), "statuses": list(catalogue.ORDER_STATUSES),
         "payment_methods": list(catalogue.PAYMENT_METHODS), "tolerance": p.tolerance,
         "future_tolerance_hours": p.future_tolerance_hours, "earliest_date": p.earliest_date,
-        "max_key_length": p.max_key_length,
+        "max_key_length": p.max_key_length, "write_batch_id": batch_id, "retry_lines": None,
     }
     counts: dict[str, dict[str, int]] = {}
     with conn.transaction():
@@ -117,6 +163,8 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
         with db.bulk_load(conn, BULK_TABLES) if large else nullcontext():
             for table in contract.TABLE_ORDER:
                 counts[table] = _clean_table(conn, table, batch_id, run_id, params)
+                if table in PARENT_REASONS:
+                    _release_late_rows(conn, table, batch_id, run_id, params, p.release_window_days)
     log.info("cleaned batch %s: %s", batch_id, {t: c["quarantined"] for t, c in counts.items()})
     return counts
 

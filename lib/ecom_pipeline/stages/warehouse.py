@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import time
-from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -36,9 +35,6 @@ STEPS = ("dim_status", "dim_payment_method", "dim_date", "dim_customer", "dim_pr
          "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
 TABLES = ("dim_date", "dim_status", "dim_payment_method", "dim_customer", "dim_product", "fact_sales",
           "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
-
-# Tables whose foreign keys and indexes a large load rebuilds in one pass at the end (db.bulk_load).
-BULK_TABLES = ["warehouse.fact_sales", "warehouse.agg_daily_sales"]
 
 PENDING_BATCHES = """
 select c.batch_id
@@ -91,14 +87,14 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                     "last_date": span[1] if span else dt.date.today(),
                     "holidays": json.dumps(_holidays(p.holiday_country, *span) if span else []),
                 }
-                new_lines = conn.execute("select count(*) from production.order_items where batch_id = any (%s)",
-                                         (batches,)).fetchone()[0]
-                large = new_lines >= p.bulk_rows
-                with db.bulk_load(conn, BULK_TABLES) if large else nullcontext():
-                    for step in STEPS:
-                        started = time.perf_counter()
-                        db.run_sql_file(conn, f"warehouse/{step}.sql", params)
-                        timings[step] = round(time.perf_counter() - started, 3)
+                # Row locks and new row versions only: BI readers keep reading the last load until this commits.
+                for step in STEPS:
+                    started = time.perf_counter()
+                    db.run_sql_file(conn, f"warehouse/{step}.sql", params)
+                    timings[step] = round(time.perf_counter() - started, 3)
+                started = time.perf_counter()
+                db.run_sql_file(conn, "warehouse/indexes.sql")
+                timings["indexes"] = round(time.perf_counter() - started, 3)
                 db.run_sql_file(conn, "warehouse/load_log.sql", {"batch_ids": batches, "run_id": run_id})
             started = time.perf_counter()
             conn.execute("analyze " + ", ".join(f"warehouse.{t}" for t in TABLES))

@@ -3,7 +3,9 @@
 -- otherwise; so is a second, different row for the same item in one batch.
 create temp table clean_order_items on commit drop as
 with source as (
-    select * from staging.order_items where batch_id = :batch_id
+    -- The batch's rows; or, when late parents release rows of an earlier batch, only those lines of it.
+    select * from staging.order_items
+    where batch_id = :batch_id and (:retry_lines::bigint[] is null or source_line = any (:retry_lines::bigint[]))
 ),
 
 collapsed as (
@@ -131,6 +133,6 @@ where c.action = 'quarantined';
 
 insert into production.order_items (order_item_id, order_id, product_id, quantity, unit_price, discount_percentage,
                                     line_total, batch_id)
-select order_item_id, order_id, product_id, quantity, unit_price, discount_percentage, line_total, :batch_id
+select order_item_id, order_id, product_id, quantity, unit_price, discount_percentage, line_total, :write_batch_id
 from clean_order_items
 where action = 'insert';

@@ -2,7 +2,9 @@
 -- Runs after customers and products of the same batch, so references see them.
 create temp table clean_orders on commit drop as
 with source as (
-    select * from staging.orders where batch_id = :batch_id
+    -- The batch's rows; or, when late parents release rows of an earlier batch, only those lines of it.
+    select * from staging.orders
+    where batch_id = :batch_id and (:retry_lines::bigint[] is null or source_line = any (:retry_lines::bigint[]))
 ),
 
 staged_lines as (
@@ -160,7 +162,7 @@ where c.action = 'quarantined';
 insert into production.orders as p (order_id, customer_id, order_date, status, payment_method, shipping_address,
                                     total_amount, updated_at, batch_id)
 select order_id, customer_id, order_date, status, payment_method, shipping_address, total_amount, updated_at,
-       :batch_id
+       :write_batch_id
 from clean_orders
 where action in ('insert', 'update')
 on conflict (order_id) do update set
