@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ecom_pipeline import config
 from ecom_pipeline.params import IngestParams
@@ -177,3 +179,30 @@ def test_file_losing_more_than_the_allowed_share_stops_the_gate_and_monitoring_w
         _, alerts = monitoring.check_volumes(conn, MonitoringParams())
     assert [(a.severity, a.check, a.subject) for a in alerts] == [("warning", "rejected_lines", "orders")]
     assert "2 of 100 lines of orders.csv" in alerts[0].message
+
+
+hostile_line = st.one_of(
+    st.binary(max_size=60),
+    st.text(alphabet=st.sampled_from(list(',"\r\x00ab1 é')), max_size=40).map(str.encode),
+    st.sampled_from([b'"', b'""', b'a,"b', b'"a"b', b",,,,,,,", b"\xff\xfe", b"\r", b'x,"y\r\nz"']),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(inserts=st.lists(st.tuples(st.integers(0, 30), hostile_line), min_size=1, max_size=6))
+def test_any_bytes_between_good_lines_never_break_the_ledger(migrated_db, tmp_path_factory, inserts):
+    folder = tmp_path_factory.mktemp("any") / "2025-03-01"
+    shutil.copytree(HANDWRITTEN, folder)
+    lines = [_order(n).encode() for n in range(1, 31)]
+    for position, line in sorted(inserts, reverse=True):
+        lines.insert(position, line.replace(b"\n", b" "))
+    data = b"\n".join([ORDERS_HEADER.encode(), *lines]) + b"\n"
+    (folder / "orders.csv").write_bytes(data)
+    ingest.ingest(folder, "any", IngestParams(), migrated_db)
+    read, staged, continued, rejected = _ledger(migrated_db)
+    assert read == data.count(b"\n") - 1 == staged + continued + rejected
+    assert _rows(migrated_db, "select count(*) from staging.orders where batch_id = '2025-03-01'")[0][0] == staged
+    # Every good line whose neighbours are good too arrives.
+    hostile = {position for position, _ in inserts}
+    safe = {f"ORD-{n}" for n in range(1, 31) if n - 1 not in hostile and n - 2 not in hostile}
+    assert safe <= set(_staged_ids(migrated_db))
