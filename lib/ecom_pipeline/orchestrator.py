@@ -193,6 +193,24 @@ def _failure_text(exc: Exception) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "before the first cell (kernel did not start)"
 
 
+def _kernel_manager_class() -> type:
+    """Kernels that talk over Unix sockets (IPC) on POSIX, not TCP ports.
+
+    With TCP the client picks free ports and the kernel binds them later; another process can take one in
+    between, and the kernel's heartbeat thread dies with a traceback ("Address already in use", a known
+    jupyter_client race). Socket files live beside the kernel's connection file, in Jupyter's runtime folder.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        transport = "ipc"
+
+    return IpcKernelManager
+
+
 def execute_stage(stage: Stage, run_id: str, params_path: Path, params: PipelineParams) -> StageOutcome:
     import papermill
 
@@ -211,6 +229,7 @@ def execute_stage(stage: Stage, run_id: str, params_path: Path, params: Pipeline
             # The kernel's own log (a TCP-transport notice, shutdown chatter) is noise here: a failing
             # cell reaches us as a Papermill error with its traceback, and is saved in the notebook.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            kernel_manager_class=_kernel_manager_class(),
         )
     except Exception as exc:  # papermill raises many kinds; each is reported the same way
         error, cell = _failure_text(exc)
