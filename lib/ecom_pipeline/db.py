@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -163,9 +163,19 @@ def _bind(text: str, params: Mapping[str, Any] | None) -> str:
     """
     if not params:
         return text
-    text = text.replace("%", "%%")
-    names = "|".join(sorted(map(re.escape, params), key=len, reverse=True))
-    return re.sub(rf"(?<![:\w]):({names})\b", r"%(\1)s", text)
+    return _placeholders(params).sub(r"%(\1)s", text.replace("%", "%%"))
+
+
+def _placeholders(names: Iterable[str]) -> re.Pattern[str]:
+    """``:name`` for the given names, longest first, never the second colon of a ``::cast``."""
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    return re.compile(rf"(?<![:\w]):({alternatives})\b")
+
+
+def with_literals(text: str, values: Mapping[str, Any]) -> sql.Composed:
+    """``text`` as SQL with each ``:name`` of ``values`` replaced by that value as a quoted literal."""
+    parts = _placeholders(values).split(text)
+    return sql.Composed([sql.SQL(part) if i % 2 == 0 else sql.Literal(values[part]) for i, part in enumerate(parts)])
 
 
 def execute_sql(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None = None) -> None:

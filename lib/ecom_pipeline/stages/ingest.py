@@ -33,8 +33,8 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections import deque
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
@@ -102,7 +102,8 @@ def discover_batches(source: Path) -> list[Path]:
 
 def read_header(path: Path) -> tuple[str, ...]:
     with path.open("rb") as fh:
-        first = fh.read(1 << 16).split(line_terminator(path), 1)[0]
+        head = fh.read(1 << 16)
+    first = head.split(line_terminator(head), 1)[0]
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -220,37 +221,35 @@ class _LineFeed:
         self.max_lines = max_lines
         self.pending: deque[tuple[int, str]] = deque()
         self.used: list[tuple[int, str]] = []
-        self.cut_short = False  # the record asked for more lines than it may have (or than the file has)
+        self.cut_short: str | None = None  # "limit" or "end": the record wanted more lines than it may have
 
     def __iter__(self) -> "_LineFeed":
         return self
 
     def __next__(self) -> str:
         if len(self.used) >= self.max_lines:
-            self.cut_short = True
+            self.cut_short = "limit"
             raise StopIteration
         try:
             item = self.pending.popleft() if self.pending else next(self.lines)
         except StopIteration:
-            self.cut_short = bool(self.used)
+            self.cut_short = "end" if self.used else None
             raise
         self.used.append(item)
         return item[1]
 
-    def take(self) -> tuple[list[tuple[int, str]], bool]:
-        """The lines of the record just read, and whether it ended inside a quoted field."""
+    def take(self) -> tuple[list[tuple[int, str]], str | None]:
+        """The lines of the record just read, and why it ended inside a quoted field (None if it did not)."""
         used, cut_short = self.used, self.cut_short
-        self.used, self.cut_short = [], False
+        self.used, self.cut_short = [], None
         return used, cut_short
 
     def give_back(self, lines: list[tuple[int, str]]) -> None:
         self.pending.extendleft(reversed(lines))
 
 
-def line_terminator(path: Path) -> bytes:
-    """The file's line end, judged by its header line as COPY does: a lone CR, or LF (with or without CR)."""
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
+def line_terminator(head: bytes) -> bytes:
+    """The line end of a file starting with ``head``, judged by its header line as COPY does: a lone CR, or LF."""
     cr, lf = head.find(b"\r"), head.find(b"\n")
     return b"\r" if cr >= 0 and (lf < 0 or cr + 1 < lf) else b"\n"
 
@@ -279,7 +278,9 @@ class _LineSource:
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         with self.path.open("rb") as fh:
-            for number, raw in enumerate(_split_lines(fh, line_terminator(self.path)), start=1):
+            terminator = line_terminator(fh.read(1 << 16))
+            fh.seek(0)
+            for number, raw in enumerate(_split_lines(fh, terminator), start=1):
                 if number == 1:
                     continue  # header, checked already
                 self.count += 1
@@ -315,26 +316,23 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Compo
     statement = sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(columns))
     with conn.cursor() as cur, cur.copy(statement) as copy:
         while True:
+            fields: list[str] = []
             try:
-                fields: list[str] | None = next(reader)
-                error = None
+                fields, error = next(reader), None
             except StopIteration:
-                if feed.pending:  # a record handed lines back at the very end of the file
-                    reader = csv.reader(feed)
-                    continue
                 break
             except csv.Error as exc:
-                fields, error = None, f"malformed_csv: {exc}"
+                error = f"malformed_csv: {exc}"
             used, cut_short = feed.take()
             if not used:
                 continue
             line, raw = used[0][0], "".join(t for _, t in used)
-            if error is None and fields is not None and len(used) > 1 and (cut_short or len(fields) != width):
-                error = (f"unbalanced_quote: a quoted field opened on this line "
-                         + (f"is not closed within {p.max_record_lines} lines" if cut_short
-                            else f"spans {len(used)} lines and gives {len(fields)} fields, expected {width}"))
-            elif error is None and cut_short:
-                error = "unbalanced_quote: a quoted field opened on this line is not closed before the end of file"
+            if error is None and cut_short:
+                error = "unbalanced_quote: a quoted field opened on this line is not closed " + (
+                    f"within {p.max_record_lines} lines" if cut_short == "limit" else "before the end of file")
+            elif error is None and len(used) > 1 and len(fields) != width:
+                error = (f"unbalanced_quote: a quoted field opened on this line spans {len(used)} lines and gives "
+                         f"{len(fields)} fields, expected {width}")
             if error is not None:
                 rejects.append((line, error, used[0][1]))
                 feed.give_back(used[1:])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -112,13 +111,6 @@ def check_values(p: QualityParams) -> dict[str, Any]:
     return {"email_pattern": contract.EMAIL_PATTERN, "max_rejected_share": p.max_rejected_share}
 
 
-def _with_values(text: str, values: dict[str, Any]) -> sql.Composed:
-    """``text`` with each ``:name`` of ``values`` as a literal (``::casts`` are left alone)."""
-    names = "|".join(map(re.escape, sorted(values, key=len, reverse=True)))
-    parts = re.split(rf"(?<![:\w]):({names})\b", text)
-    return sql.Composed([sql.SQL(part) if i % 2 == 0 else sql.Literal(values[part]) for i, part in enumerate(parts)])
-
-
 def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[sql.Composable, sql.Composable]:
     """(query of the failing rows' keys as column ``key``, query of the number of rows checked)."""
     values = values if values is not None else check_values(QualityParams())
@@ -149,7 +141,7 @@ def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[s
             key, t, col, low, col, high)
     elif check.kind == "expression":
         failing = sql.SQL("select {}::text as key from {} where not coalesce(({}), false)").format(
-            key, t, _with_values(check.expression, values))
+            key, t, db.with_literals(check.expression, values))
     elif check.kind == "freshness":
         failing = sql.SQL(
             "select coalesce(max({col})::text, 'no rows') as key from {t} having max({col}) is null "
@@ -159,8 +151,8 @@ def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[s
     elif check.kind == "row_count":
         return row_count_query(check), one
     else:
-        failing = _with_values(check.failing, values)
-        return failing, _with_values(check.checked, values) if check.checked else count_all
+        failing = db.with_literals(check.failing, values)
+        return failing, db.with_literals(check.checked, values) if check.checked else count_all
     return failing, count_all
 
 
