@@ -53,8 +53,9 @@ def test_unusable_connection_string_is_one_clear_line_without_its_text(url, mess
     assert "hunter2" not in text and "garbage" not in text and "\n" not in text
 
 
+# "Pw" first: a password that is a piece of the printed target ("post") is in it whatever redact does.
 @given(password=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                        min_size=4, max_size=30))
+                        min_size=2, max_size=30).map(lambda text: "Pw" + text))
 def test_no_password_survives_describe_or_redact(password):
     for url in (make_conninfo(host="db.example.org", dbname="shop", user="alice", password=password),
                 f"postgresql://alice:{quote(password, safe='')}@db.example.org/shop"):
