@@ -13,7 +13,8 @@ analyze scd_product;
 analyze warehouse.dim_customer;
 analyze warehouse.dim_product;
 
-create temp table fact_source on commit drop as
+-- The fact row of every line of a touched order: a view, read once by each of the two statements below.
+create temp view fact_source as
 with lines as (
     select i.*
     from production.order_items as i
@@ -51,24 +52,42 @@ final as (
 
 select * from final;
 
+-- The touched lines the fact table holds already. Read before anything is written: a statement that
+-- inserted into fact_sales while probing it for each new line would scan its own new rows again and again.
+create temp table known_lines on commit drop as
+select f.order_item_id
+from warehouse.fact_sales as f
+where f.order_id in (select order_id from touched_orders);
+
+analyze known_lines;
+
+-- Facts that exist already: only what can change (the order's state, the dimension versions) is updated,
+-- and only where it did. Runs first, so the lines inserted below are not compared again.
+update warehouse.fact_sales as f
+set status_key = n.status_key,
+    payment_method_key = n.payment_method_key,
+    customer_key = n.customer_key,
+    product_key = n.product_key,
+    cost_amount = n.cost_amount,
+    profit = n.profit,
+    loaded_at = now()
+from fact_source as n
+where f.order_item_id = n.order_item_id
+  and n.order_item_id in (select order_item_id from known_lines)
+  and (f.status_key, f.payment_method_key, f.customer_key, f.product_key)
+      is distinct from (n.status_key, n.payment_method_key, n.customer_key, n.product_key);
+
+-- New lines: a plain insert (no conflict to resolve, no working copy of the rows).
 insert into warehouse.fact_sales (order_item_id, order_id, date_key, customer_key, product_key, status_key,
                                   payment_method_key, customer_id, product_id, order_ts, quantity, unit_price,
                                   discount_amount, line_total, cost_amount, profit, batch_id)
-select order_item_id, order_id, date_key, customer_key, product_key, status_key, payment_method_key, customer_id,
-       product_id, order_ts, quantity, unit_price, discount_amount, line_total, cost_amount, profit, batch_id
-from fact_source
-on conflict (order_item_id) do update set
-    status_key = excluded.status_key,
-    payment_method_key = excluded.payment_method_key,
-    customer_key = excluded.customer_key,
-    product_key = excluded.product_key,
-    cost_amount = excluded.cost_amount,
-    profit = excluded.profit,
-    loaded_at = now()
-where (warehouse.fact_sales.status_key, warehouse.fact_sales.payment_method_key,
-       warehouse.fact_sales.customer_key, warehouse.fact_sales.product_key)
-      is distinct from (excluded.status_key, excluded.payment_method_key, excluded.customer_key,
-                        excluded.product_key);
+select n.order_item_id, n.order_id, n.date_key, n.customer_key, n.product_key, n.status_key, n.payment_method_key,
+       n.customer_id, n.product_id, n.order_ts, n.quantity, n.unit_price, n.discount_amount, n.line_total,
+       n.cost_amount, n.profit, n.batch_id
+from fact_source as n
+where not exists (select from known_lines as k where k.order_item_id = n.order_item_id);
+
+drop view fact_source;
 
 analyze warehouse.fact_sales;
 

@@ -1,7 +1,11 @@
--- One row per batch this load took in. facts_updated counts the earlier facts the load rewrote
--- (status changes, re-pointed dimension versions); it is the same for every batch of one load.
+-- One row per batch this load took in. facts_inserted counts the batch's lines in the fact table;
+-- facts_updated counts the earlier facts the load rewrote (status changes, re-pointed dimension versions),
+-- the same for every batch of one load.
 with inserted as (
-    select batch_id, count(*) as facts from fact_source group by batch_id
+    select batch_id, count(*) as facts
+    from warehouse.fact_sales
+    where batch_id = any (:batch_ids::text[])
+    group by batch_id
 ),
 
 rewritten as (
