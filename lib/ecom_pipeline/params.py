@@ -98,6 +98,10 @@ class CleanParams(Strict):
     max_key_length: int = Field(100, ge=10, le=1000, description="longer ids (and categories) are quarantined")
     release_window_days: int = Field(30, ge=0, description="rows held for a missing parent are retried this long")
     bulk_rows: int = Field(50_000, ge=0, description="batches this large re-validate foreign keys in one pass")
+    slices: int | None = Field(None, ge=1, le=64,
+                               description="parallel slices that type and check a large batch's rows; "
+                                           "default: the machine's cores")
+    slice_rows: int = Field(100_000, ge=0, description="batches with fewer staged rows are checked in one slice")
 
 
 class WarehouseParams(Strict):

@@ -1,9 +1,12 @@
 """Staging to production in set-based SQL, with a quarantine that explains every rejected row.
 
-Batches are cleaned one at a time, in batch order, each in one transaction
-covering all four tables (parents first, so references see this batch's
-customers and products). For each table, ``sql/clean/<table>.sql`` builds a
-temporary table giving every staged row exactly one action:
+Batches are cleaned one at a time, in batch order. First the batch's orders
+and order lines are typed and checked row by row (``sql/clean/<table>_rows.sql``,
+into ``work.<table>_rows``), in parallel slices split by a hash of the row's
+key, each slice on a connection of its own. Then one transaction covers all
+four tables (parents first, so references see this batch's customers and
+products). For each table, ``sql/clean/<table>.sql`` builds a temporary
+table giving every staged row exactly one action:
 
 ======================  ==========================================================
 ``duplicate``           an exact copy of an earlier line of the batch (collapsed)
@@ -22,7 +25,9 @@ staging has not changed since it was cleaned is not cleaned again.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
@@ -40,6 +45,9 @@ COUNT_COLUMNS = ["staged", *ACTIONS.values()]
 
 # Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load).
 BULK_TABLES = ["production.orders", "production.order_items"]
+# Tables whose rows are typed and checked on their own first, in slices (sql/clean/<table>_rows.sql).
+# order_items before orders: an order's total is checked against its typed lines.
+SLICED_TABLES = ("order_items", "orders")
 
 
 class CleanError(RuntimeError):
@@ -66,6 +74,34 @@ def pending_batches(conn: psycopg.Connection) -> list[str]:
 def _staged_rows(conn: psycopg.Connection, batch_id: str) -> int:
     return conn.execute("select coalesce(sum(rows_staged), 0) from staging.ingestion_log where batch_id = %s",
                         (batch_id,)).fetchone()[0]
+
+
+def _type_rows(conn: psycopg.Connection, url: str | None, batch_id: str, params: dict[str, Any], slices: int,
+               tables: tuple[str, ...] = SLICED_TABLES) -> None:
+    """Type and check the batch's rows of ``tables`` on their own, into ``work.<table>_rows``.
+
+    With one slice, on ``conn`` (inside its transaction if it has one). With more, each slice (the rows
+    whose key hashes to it) runs on a connection of its own to ``url``, all at once; they read only
+    staging, which no one writes while the pipeline lock is held.
+    """
+    for table in tables:
+        conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
+    if slices == 1:
+        for table in tables:
+            db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": 1, "slice": 0})
+    else:
+        with ThreadPoolExecutor(max_workers=slices) as pool:  # list() re-raises the first slice's error
+            list(pool.map(lambda index: _type_slice(url, params, slices, index, tables), range(slices)))
+    for table in tables:
+        conn.execute(f"analyze work.{table}_rows")
+
+
+def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
+    with db.connection(url, autocommit=True, application=f"ecom_pipeline clean slice {index}") as conn:
+        conn.execute("set timezone to 'UTC'")  # as the clean session: offset-less timestamps are UTC
+        conn.execute("set work_mem to '256MB'")
+        for table in tables:
+            db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
 
 
 def _clean_table(conn: psycopg.Connection, table: str, batch_id: str, run_id: str,
@@ -121,9 +157,12 @@ def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_
                         "group by batch_id order by batch_id").fetchall()
     released = 0
     for source_batch, lines in held:
+        retry = {**params, "batch_id": source_batch, "write_batch_id": batch_id, "retry_lines": lines}
+        if table == "orders":  # an order's total is checked against all lines of its batch
+            _type_rows(conn, None, source_batch, {**params, "batch_id": source_batch}, 1, ("order_items",))
+        _type_rows(conn, None, source_batch, retry, 1, (table,))
         conn.execute(f"drop table if exists clean_{table}")
-        db.run_sql_file(conn, f"clean/{table}.sql", {
-            **params, "batch_id": source_batch, "write_batch_id": batch_id, "retry_lines": lines})
+        db.run_sql_file(conn, f"clean/{table}.sql", retry)
         moved = conn.execute(
             f"""
             insert into production.released (batch_id, source_table, source_line, natural_key, reasons,
@@ -144,8 +183,9 @@ def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_
     return released
 
 
-def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanParams) -> dict[str, dict[str, int]]:
-    """Clean one batch in one transaction; return the reconciled counts per table."""
+def clean_batch(conn: psycopg.Connection, url: str, batch_id: str, run_id: str,
+                p: CleanParams) -> dict[str, dict[str, int]]:
+    """Clean one batch (its rows typed in slices, then one transaction); return the reconciled counts per table."""
     params: dict[str, Any] = {
         "batch_id": batch_id, "run_id": run_id, "email_pattern": contract.EMAIL_PATTERN,
         "categories": list(catalogue.CATEGORIES), "statuses": list(catalogue.ORDER_STATUSES),
@@ -154,13 +194,15 @@ def clean_batch(conn: psycopg.Connection, batch_id: str, run_id: str, p: CleanPa
         "max_key_length": p.max_key_length, "write_batch_id": batch_id, "retry_lines": None,
     }
     counts: dict[str, dict[str, int]] = {}
+    staged = _staged_rows(conn, batch_id)
+    slices = (p.slices or os.cpu_count() or 1) if staged >= p.slice_rows else 1
+    started = time.perf_counter()
+    _type_rows(conn, url, batch_id, params, slices)
+    log.debug("batch %s: rows typed in %d slice(s) in %.2fs", batch_id, slices, time.perf_counter() - started)
     with conn.transaction():
-        # Offset-less timestamps in the files are read as UTC.
-        conn.execute("set local timezone to 'UTC'")
         for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
             conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
-        large = _staged_rows(conn, batch_id) >= p.bulk_rows
-        with db.bulk_load(conn, BULK_TABLES) if large else nullcontext():
+        with db.bulk_load(conn, BULK_TABLES) if staged >= p.bulk_rows else nullcontext():
             for table in contract.TABLE_ORDER:
                 counts[table] = _clean_table(conn, table, batch_id, run_id, params)
                 if table in PARENT_REASONS:
@@ -176,9 +218,12 @@ def clean(url: str, run_id: str, p: CleanParams) -> pd.DataFrame:
         # Room for a large batch's working tables in memory (must be set before the first temp table).
         conn.execute("set temp_buffers to '256MB'")
         conn.execute("set work_mem to '256MB'")
+        # Offset-less timestamps in the files are read as UTC.
+        conn.execute("set timezone to 'UTC'")
         for batch_id in pending_batches(conn):
-            for table, counts in clean_batch(conn, batch_id, run_id, p).items():
+            for table, counts in clean_batch(conn, url, batch_id, run_id, p).items():
                 rows.append({"batch_id": batch_id, "table": table, **counts})
+        conn.execute("truncate " + ", ".join(f"work.{table}_rows" for table in SLICED_TABLES))
     return pd.DataFrame(rows, columns=["batch_id", "table", *COUNT_COLUMNS])
 
 
