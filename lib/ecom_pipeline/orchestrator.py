@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from ecom_pipeline import config, db, migrations, runs
+from ecom_pipeline import config, db, kernels, migrations, runs
 from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, dump_params, load_params
 
 log = logging.getLogger("ecom_pipeline.run")
@@ -193,43 +193,31 @@ def _failure_text(exc: Exception) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "before the first cell (kernel did not start)"
 
 
-def _kernel_manager_class() -> type:
-    """Kernels that talk over Unix sockets (IPC) on POSIX, not TCP ports.
-
-    With TCP the client picks free ports and the kernel binds them later; another process can take one in
-    between, and the kernel's heartbeat thread dies with a traceback ("Address already in use", a known
-    jupyter_client race). Socket files live beside the kernel's connection file, in Jupyter's runtime folder.
-    """
-    from jupyter_client import AsyncKernelManager
-
-    if os.name != "posix":
-        return AsyncKernelManager
-
-    class IpcKernelManager(AsyncKernelManager):
-        transport = "ipc"
-
-    return IpcKernelManager
+def _start_ahead(kernel_name: str) -> list[kernels.Kernel]:
+    """The next stage's kernel, started now; none if it cannot start (its stage then says why)."""
+    try:
+        return [kernels.start(kernel_name, config.NOTEBOOKS_DIR)]
+    except Exception as exc:  # jupyter_client raises many kinds; the stage's own start reports it
+        log.debug("kernel not started ahead: %s", exc)
+        return []
 
 
-def execute_stage(stage: Stage, run_id: str, params_path: Path, params: PipelineParams) -> StageOutcome:
-    import papermill
-
+def execute_stage(stage: Stage, run_id: str, params_path: Path, params: PipelineParams,
+                  kernel: kernels.Kernel | None = None) -> StageOutcome:
+    """Execute the stage's notebook into the run folder, on ``kernel`` if one was started for it."""
     output = config.run_dir(run_id) / stage.notebook
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(config.NOTEBOOKS_DIR / stage.notebook),
-            str(output),
+        kernels.execute_notebook(
+            kernel or kernels.start(params.run.kernel, config.NOTEBOOKS_DIR),
+            config.NOTEBOOKS_DIR / stage.notebook,
+            output,
             parameters={"run_id": run_id, "params_file": str(params_path)},
             kernel_name=params.run.kernel,
             cwd=str(config.NOTEBOOKS_DIR),
             progress_bar=False,
             request_save_on_cell_execute=True,
             execution_timeout=params.run.cell_timeout_s,
-            # The kernel's own log (a TCP-transport notice, shutdown chatter) is noise here: a failing
-            # cell reaches us as a Papermill error with its traceback, and is saved in the notebook.
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            kernel_manager_class=_kernel_manager_class(),
         )
     except Exception as exc:  # papermill raises many kinds; each is reported the same way
         error, cell = _failure_text(exc)
@@ -324,14 +312,18 @@ def execute_run(plan: RunPlan, url: str) -> int:
             _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
             log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
             progress = Progress(plan.stages)
+            upcoming: list[kernels.Kernel] = []  # the next stage's kernel, booting while this stage runs
             try:
                 for index, stage in enumerate(plan.stages, start=1):
+                    kernel = upcoming.pop() if upcoming else None
+                    if index < len(plan.stages):
+                        upcoming.extend(_start_ahead(plan.params.run.kernel))
                     # The summary is kept current, so a run killed outright (SIGKILL, power loss) can be resumed.
                     _write_summary(plan, "running", started, outcomes, database, previous, current=stage.name)
                     progress.started(index, stage)
                     attempt = _record_stage_start(conn, plan.run_id, stage,
                                                   config.run_dir(plan.run_id) / stage.notebook)
-                    outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params)
+                    outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
                     outcome.error = db.redact(outcome.error, url) if outcome.error else None
                     outcomes.append(outcome)
                     progress.finished(index, outcome)
@@ -343,6 +335,8 @@ def execute_run(plan: RunPlan, url: str) -> int:
             except RunFailed:
                 pass
             finally:
+                for kernel in upcoming:
+                    kernels.shutdown(kernel)
                 # The database record first: a summary that cannot be written (a full disk) must not leave
                 # the run marked running.
                 _record_run_end(conn, plan.run_id, status, error)
