@@ -178,10 +178,14 @@ def test_clean_exact_duplicates_collapse_and_are_counted(migrated_db, batch):
     assert _quarantine(migrated_db) == {}
 
 
-def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_path):
+SLICED = CleanParams(slices=3, slice_rows=0)  # every batch typed in three slices, on three connections at once
+
+
+@pytest.mark.parametrize("p", [PARAMS, SLICED], ids=["one slice", "three slices"])
+def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_path, p):
     params = GenerateParams(orders=3000, customers=600, products=80, days=90, seed=11)
     folder = generate.generate_next_batch(params, tmp_path / "raw").path
-    counts = _stage_and_clean(migrated_db, folder.parent).set_index("table")
+    counts = _stage_and_clean(migrated_db, folder.parent, p=p).set_index("table")
     manifest = json.loads((folder / "manifest.json").read_text())
     expected = {(d["table"], d["key"]): sorted(d["reasons"]) for d in manifest["defects"]
                 if d["outcome"] == "quarantined"}
@@ -268,6 +272,28 @@ def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypa
         assert _rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
     monkeypatch.setattr(clean.db, "run_sql_file", real)
     assert clean.clean(migrated_db, "r2", PARAMS)["inserted"].sum() == 11
+
+
+def test_clean_failing_slice_stops_the_batch_before_production(migrated_db, batch, monkeypatch):
+    ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
+    real = clean.db.run_sql_file
+
+    def failing(conn, name, params=None):
+        if name == "clean/orders_rows.sql" and params["slice"] == 1:
+            raise RuntimeError("slice lost its connection")
+        return real(conn, name, params)
+
+    monkeypatch.setattr(clean.db, "run_sql_file", failing)
+    with pytest.raises(RuntimeError, match="slice lost"):
+        clean.clean(migrated_db, "r1", SLICED)
+    for table in ("customers", "orders", "order_items", "quarantine", "clean_log"):
+        assert _rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
+    monkeypatch.setattr(clean.db, "run_sql_file", real)
+    counts = clean.clean(migrated_db, "r2", SLICED)
+    assert counts["inserted"].sum() == 11
+    # (Had a row been typed by two slices, or by none, the reconciled counts would have stopped the batch.)
+    # The work tables are emptied after the stage.
+    assert _rows(migrated_db, "select count(*) from work.orders_rows") == [(0,)]
 
 
 def test_clean_log_refuses_counts_that_do_not_add_up(migrated_db):

@@ -6,9 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import nbformat
 import psycopg
 import pytest
+from jupyter_core.paths import jupyter_runtime_dir
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -45,7 +48,16 @@ def test_run_all_twice_records_both_runs(fresh_db, outputs):
             "where run_id = %s order by started_at", (runs[1][0],)).fetchall()
     assert stage_rows == [(name, "success", True, True) for name in STAGE_NAMES]
     for stage in STAGES:
-        assert (outputs / "runs" / runs[1][0] / stage.notebook).exists()
+        notebook = nbformat.read(outputs / "runs" / runs[1][0] / stage.notebook, as_version=4)
+        counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
+        # Cells count from [1]: the imports a kernel ran while the stage before it ran are not a cell.
+        assert counts == list(range(1, len(counts) + 1)), stage.notebook
+    assert [p.name for p in (REPO / "notebooks").iterdir() if p.name.startswith("kernel")] == []  # no sockets
+
+
+def _kernel_files() -> set[Path]:
+    """Connection files and sockets of the kernels alive on this machine (jupyter_client removes them at shutdown)."""
+    return set(Path(jupyter_runtime_dir()).glob("kernel-*"))
 
 
 def test_run_all_refuses_unknown_parameter(outputs):
@@ -92,8 +104,10 @@ def test_run_all_exits_when_lock_is_held(migrated_db, outputs):
 
 def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path):
     source = tmp_path / "export"
+    kernels_before = _kernel_files()
     done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
     assert done.returncode == 1
+    assert _kernel_files() <= kernels_before  # the kernel started ahead for the next stage was shut down too
     run_id = _runs(fresh_db)[0][0]
     message = done.stderr
     assert "stage:    ingest" in message
