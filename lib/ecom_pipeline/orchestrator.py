@@ -306,23 +306,25 @@ def execute_run(plan: RunPlan, url: str) -> int:
     database = db.describe(url)
     outcomes: list[StageOutcome] = []
     status, error = "failed", "interrupted"
+    # The first stage's kernel boots while the lock is taken and the migrations are checked; each later
+    # stage's while the stage before it runs.
+    upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel)
     try:
         with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
             migrations.apply_migrations(conn)
             _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
             log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
             progress = Progress(plan.stages)
-            upcoming: list[kernels.Kernel] = []  # the next stage's kernel, booting while this stage runs
             try:
                 for index, stage in enumerate(plan.stages, start=1):
-                    kernel = upcoming.pop() if upcoming else None
-                    if index < len(plan.stages):
-                        upcoming.extend(_start_ahead(plan.params.run.kernel))
                     # The summary is kept current, so a run killed outright (SIGKILL, power loss) can be resumed.
                     _write_summary(plan, "running", started, outcomes, database, previous, current=stage.name)
                     progress.started(index, stage)
                     attempt = _record_stage_start(conn, plan.run_id, stage,
                                                   config.run_dir(plan.run_id) / stage.notebook)
+                    kernel = upcoming.pop(0) if upcoming else None  # shut down by its notebook's execution
+                    if index < len(plan.stages):
+                        upcoming.extend(_start_ahead(plan.params.run.kernel))
                     outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
                     outcome.error = db.redact(outcome.error, url) if outcome.error else None
                     outcomes.append(outcome)
@@ -335,8 +337,6 @@ def execute_run(plan: RunPlan, url: str) -> int:
             except RunFailed:
                 pass
             finally:
-                for kernel in upcoming:
-                    kernels.shutdown(kernel)
                 # The database record first: a summary that cannot be written (a full disk) must not leave
                 # the run marked running.
                 _record_run_end(conn, plan.run_id, status, error)
@@ -349,6 +349,9 @@ def execute_run(plan: RunPlan, url: str) -> int:
         raise db.DatabaseUnavailable(
             f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
             f"python run_all.py --resume {plan.run_id}") from None
+    finally:
+        for kernel in upcoming:  # started for a stage that will not run
+            kernels.shutdown(kernel)
     if status != "success":
         _report_failure(plan, url)
     _print_summary(plan, status, outcomes, started)
