@@ -67,7 +67,9 @@ def start(kernel_name: str, cwd: Path) -> Kernel:
     manager = kernel_manager_class()(kernel_name=kernel_name)
     run_sync(manager.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(cwd))
     client = manager.client()
-    client.start_channels()
+    # The shell channel only: no heartbeat thread, which could still be starting when a run that fails at
+    # once (the database does not answer) shuts this kernel down.
+    client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     client.execute(WARM_UP, silent=True, store_history=False)  # queued until the kernel is up
     return Kernel(manager, client)
 
