@@ -90,7 +90,10 @@ def execute_notebook(kernel: Kernel, notebook: Path, output: Path, **papermill_k
 
     kernel.warm_up.stop_channels()
     papermill.execute_notebook(str(notebook), str(output), engine_name=_engine_name(), km=kernel.manager,
-                               **papermill_kwargs)
+                               # Every cell has finished and every output has arrived by then; the stages
+                               # close what they open inside their cells and register no exit hooks, so
+                               # the kernel need not be given time to exit (about 0.35 s a stage).
+                               shutdown_kernel="immediate", **papermill_kwargs)
 
 
 _ENGINE = "ecom_pipeline"
