@@ -256,16 +256,22 @@ def test_clean_changed_order_line_is_quarantined(migrated_db, batch):
     assert _quarantine(migrated_db)[("order_items", "ITEM-1")] == ["ITEM_CHANGED"]
 
 
-def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypatch):
-    ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
+def _fail_sql_file(monkeypatch, fails, message: str):
+    """Make clean's ``db.run_sql_file`` raise ``message`` where ``fails(name, params)``; return the real one."""
     real = clean.db.run_sql_file
 
     def failing(conn, name, params=None):
-        if name == "clean/order_items.sql":
-            raise RuntimeError("database went away")
+        if fails(name, params):
+            raise RuntimeError(message)
         return real(conn, name, params)
 
     monkeypatch.setattr(clean.db, "run_sql_file", failing)
+    return real
+
+
+def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypatch):
+    ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
+    real = _fail_sql_file(monkeypatch, lambda name, params: name == "clean/order_items.sql", "database went away")
     with pytest.raises(RuntimeError, match="went away"):
         clean.clean(migrated_db, "r1", PARAMS)
     for table in ("customers", "products", "orders", "quarantine", "clean_log"):
@@ -276,14 +282,8 @@ def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypa
 
 def test_clean_failing_slice_stops_the_batch_before_production(migrated_db, batch, monkeypatch):
     ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
-    real = clean.db.run_sql_file
-
-    def failing(conn, name, params=None):
-        if name == "clean/orders_rows.sql" and params["slice"] == 1:
-            raise RuntimeError("slice lost its connection")
-        return real(conn, name, params)
-
-    monkeypatch.setattr(clean.db, "run_sql_file", failing)
+    real = _fail_sql_file(monkeypatch, lambda name, params: name == "clean/orders_rows.sql" and params["slice"] == 1,
+                          "slice lost its connection")
     with pytest.raises(RuntimeError, match="slice lost"):
         clean.clean(migrated_db, "r1", SLICED)
     for table in ("customers", "orders", "order_items", "quarantine", "clean_log"):

@@ -89,3 +89,10 @@ def test_params_file_with_an_impossible_date_is_clear(tmp_path):
     bad.write_text("generate:\n  start_date: 2025-02-30\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+@pytest.mark.parametrize("override, name", [("clean.slices=0", r"clean\.slices"), ("clean.slices=two", r"clean\.slices"),
+                                            ("clean.slice_rows=-1", r"clean\.slice_rows")])
+def test_load_params_refuses_unusable_slices(override, name):
+    with pytest.raises(ParamsError, match=name):
+        load_params("params/small.yaml", [override])

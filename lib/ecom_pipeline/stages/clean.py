@@ -96,10 +96,18 @@ def _type_rows(conn: psycopg.Connection, url: str | None, batch_id: str, params:
         conn.execute(f"analyze work.{table}_rows")
 
 
+def _session_settings(conn: psycopg.Connection) -> None:
+    """The clean stage's session, and each slice's: the same casts, the same room to sort."""
+    # Room for a large batch's working tables in memory (must be set before the first temp table).
+    conn.execute("set temp_buffers to '256MB'")
+    conn.execute("set work_mem to '256MB'")
+    # Offset-less timestamps in the files are read as UTC.
+    conn.execute("set timezone to 'UTC'")
+
+
 def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
     with db.connection(url, autocommit=True, application=f"ecom_pipeline clean slice {index}") as conn:
-        conn.execute("set timezone to 'UTC'")  # as the clean session: offset-less timestamps are UTC
-        conn.execute("set work_mem to '256MB'")
+        _session_settings(conn)
         for table in tables:
             db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
 
@@ -215,11 +223,7 @@ def clean(url: str, run_id: str, p: CleanParams) -> pd.DataFrame:
     """Clean every pending batch; one row of counts per batch and table."""
     rows = []
     with db.connection(url, autocommit=True, application="ecom_pipeline clean") as conn:
-        # Room for a large batch's working tables in memory (must be set before the first temp table).
-        conn.execute("set temp_buffers to '256MB'")
-        conn.execute("set work_mem to '256MB'")
-        # Offset-less timestamps in the files are read as UTC.
-        conn.execute("set timezone to 'UTC'")
+        _session_settings(conn)
         for batch_id in pending_batches(conn):
             for table, counts in clean_batch(conn, url, batch_id, run_id, p).items():
                 rows.append({"batch_id": batch_id, "table": table, **counts})
