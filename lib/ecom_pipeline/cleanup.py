@@ -139,25 +139,28 @@ def cleanup(url: str, retention_days: int, dry_run: bool = False) -> dict[str, A
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecom_pipeline.cleanup", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m ecom_pipeline.cleanup") -> int:
+    from ecom_pipeline import logs
+    from ecom_pipeline.exits import Exit
+
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--retention-days", type=int, required=True, metavar="N")
     parser.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     args = parser.parse_args(argv)
     if args.retention_days < 1:
         parser.error("--retention-days must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    logs.configure()
     try:
         url = migrations.ensure_migrated(db.database_url())
         report = cleanup(url, args.retention_days, args.dry_run)
-    except db.BadConnectionString as exc:
+    except (db.BadConnectionString, migrations.MigrationError) as exc:
         log.error("%s", exc)
-        return 2
-    except (db.DatabaseUnavailable, migrations.MigrationError) as exc:
+        return Exit.USAGE
+    except db.DatabaseUnavailable as exc:
         log.error("%s", exc)
-        return 3
+        return Exit.UNAVAILABLE
     print(json.dumps(report, indent=2))
-    return 0
+    return Exit.OK
 
 
 if __name__ == "__main__":

@@ -53,3 +53,8 @@ def resolve_path(path: str | Path) -> Path:
     """
     path = Path(path).expanduser()
     return path if path.is_absolute() else (PROJ_ROOT / path).resolve()
+
+
+def user_path(path: str | Path) -> Path:
+    """A path typed by the user (a command-line option, a params file entry): relative to the current folder."""
+    return Path(path).expanduser().resolve()

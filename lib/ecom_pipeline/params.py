@@ -9,6 +9,7 @@ YAML scalars and validated the same way.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +110,8 @@ class WarehouseParams(Strict):
     date_horizon_days: int = Field(365, ge=0, description="days dim_date reaches past the newest order")
     bulk_rows: int = Field(50_000, ge=0, description="unused since the warehouse keeps no foreign keys to drop "
                                                      "(readers never wait); accepted so earlier params files load")
+    bi_personal_data: bool = Field(False, description="customers' names and e-mail in bi.customer_personal_data, "
+                                                      "readable by the BI role; off: not in bi at all")
 
 
 class QualityParams(Strict):
@@ -168,7 +171,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for key in keys[:-1]:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise ParamsError(f"cannot set {dotted}: {key} is not a section")
+            raise ParamsError(f"--set {dotted}: {key} is not a section")
     node[keys[-1]] = value
 
 
@@ -188,19 +191,46 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _describe_errors(exc: ValidationError, source: str) -> str:
+def parameter_names(model: type[BaseModel] | None = None, prefix: str = "") -> list[str]:
+    """Every settable dotted name (``generate.orders``, ``generate.effects.cancel_rate``, ...)."""
+    names = []
+    for name, field in (model or PipelineParams).model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += parameter_names(annotation, f"{prefix}{name}.")
+        else:
+            names.append(prefix + name)
+    return names
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:  # a right key in the wrong section, or without one
+        leaves = difflib.get_close_matches(name.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known],
+                                           n=1, cutoff=0.8)
+        close = [k for k in known if k.rsplit(".", 1)[-1] == leaves[0]][:1] if leaves else []
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _describe_errors(exc: ValidationError, source: str, overridden: dict[str, str]) -> str:
+    """One line per problem, naming where the value came from: ``--set NAME`` or the params file."""
+    known = parameter_names()
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = next((k for k in overridden if k == where or k.startswith(where + ".") or where.startswith(k + ".")),
+                   None)
+        origin = f"--set {key}" if key else f"{source}: {where}"
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown parameter")
+            lines.append(f"  {origin}: unknown parameter{suggest(key or where, known)}")
         else:
-            lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
-    return f"invalid parameters in {source}:\n" + "\n".join(lines)
+            lines.append(f"  {origin}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid parameters:\n" + "\n".join(lines)
 
 
 def load_params(path: str | Path = config.DEFAULT_PARAMS_FILE, overrides: list[str] | None = None) -> PipelineParams:
-    """Read, override and validate a params file."""
+    """Read, override and validate a params file (a relative path is the repository's: notebooks run elsewhere)."""
     path = config.resolve_path(path)
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
@@ -210,12 +240,27 @@ def load_params(path: str | Path = config.DEFAULT_PARAMS_FILE, overrides: list[s
         raise ParamsError(f"params file {path} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ParamsError(f"params file {path} must be a mapping of sections")
+    overridden = {}
     for override in overrides or []:
-        _set_dotted(tree, *parse_override(override))
+        key, value = parse_override(override)
+        _set_dotted(tree, key, value)
+        overridden[key] = override
     try:
         return PipelineParams.model_validate(tree)
     except ValidationError as exc:
-        raise ParamsError(_describe_errors(exc, path.name)) from None
+        raise ParamsError(_describe_errors(exc, path.name, overridden)) from None
+
+
+def params_file(given: str | None) -> Path:
+    """The params file a command was given (relative to the current folder), else the project's default."""
+    if not given:
+        return config.DEFAULT_PARAMS_FILE
+    path = config.user_path(given)
+    if not path.is_file():
+        hint = config.resolve_path(given)
+        also = f" (paths are relative to the current folder; did you mean {hint}?)" if hint.is_file() else ""
+        raise ParamsError(f"params file not found: {path}{also}")
+    return path
 
 
 def dump_params(params: PipelineParams, path: Path) -> None:

@@ -143,7 +143,7 @@ def test_locks_held_by_a_running_stage_are_reported_not_waited_for(state):
     _validate(report)
 
 
-def test_failed_run_is_critical_and_the_command_exits_2(state, outputs):
+def test_failed_run_is_critical_and_the_command_exits_1(state, outputs):
     _sql(state, "insert into monitoring.pipeline_runs (run_id, status, started_at, finished_at, duration_s, stages, "
                 "params, params_file, code_version, error) values ('r-failed', 'failed', now(), now(), 5, '{}', '{}', "
                 "'x', 'test', 'stage clean failed: ZeroDivisionError')")
@@ -151,7 +151,7 @@ def test_failed_run_is_critical_and_the_command_exits_2(state, outputs):
                 "values ('r-failed', 'clean', 1, 'failed', now(), 'x'), ('r-failed', 'ingest', 2, 'success', now(), 'x')")
     done = subprocess.run([sys.executable, "-m", "ecom_pipeline.monitoring", "--no-alerts"], cwd=REPO,
                           env={**os.environ}, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     report = json.loads((outputs / "latest" / "monitoring_report.json").read_text())
     _validate(report)
     assert _alerts(report) == {"pipeline_failed": "critical"}
@@ -250,7 +250,7 @@ def test_unreachable_database_is_reported_not_crashed(outputs, tmp_path):
            "PIPELINE_OUTPUTS": str(outputs)}
     done = subprocess.run([sys.executable, "-m", "ecom_pipeline.monitoring"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "Traceback" not in done.stderr and secret not in done.stderr
     report = json.loads((outputs / "latest" / "monitoring_report.json").read_text())
     _validate(report)
@@ -391,5 +391,5 @@ def test_failed_pipeline_run_writes_its_report(fresh_db, outputs):
 def test_monitoring_command_refuses_unusable_parameters(outputs):
     done = subprocess.run([sys.executable, "-m", "ecom_pipeline.monitoring", "--set", "monitoring.quality_drop=-1"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 3 and "monitoring.quality_drop" in done.stderr
+    assert done.returncode == 2 and "--set monitoring.quality_drop" in done.stderr
     assert not (outputs / "latest" / "monitoring_report.json").exists()  # nothing judged on bad thresholds

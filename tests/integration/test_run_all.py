@@ -1,6 +1,7 @@
 """run_all.py end to end: runs, records, failures, resume, locks and secrets."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -104,6 +105,10 @@ def test_run_all_exits_when_lock_is_held(migrated_db, outputs):
 
 def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path):
     source = tmp_path / "export"
+    shutil.copytree(HANDWRITTEN, source)
+    orders = source / "2025-03-01" / "orders.csv"
+    good = orders.read_text()
+    orders.write_text(good.replace("order_id,customer_id", "order_no,customer_id", 1))  # a header ingest refuses
     kernels_before = _kernel_files()
     done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
     assert done.returncode == 1
@@ -111,11 +116,11 @@ def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path
     run_id = _runs(fresh_db)[0][0]
     message = done.stderr
     assert "stage:    ingest" in message
-    assert "IngestError: input path does not exist" in message
+    assert "IngestError: batch 2025-03-01: orders.csv lacks required column(s) order_id" in message
     assert "cell" in message and "02_ingest_raw.ipynb" in message
     assert f"python run_all.py --resume {run_id}" in message
 
-    shutil.copytree(HANDWRITTEN, source)
+    orders.write_text(good)
     resumed = run_pipeline("--resume", run_id)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((outputs / "runs" / run_id / "run_summary.json").read_text())
@@ -129,15 +134,83 @@ def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path
     assert sorted(attempts) == sorted(expected + [("ingest", 1, "failed"), ("ingest", 2, "success")])
 
 
-def test_only_and_from_select_stages(fresh_db, outputs):
+@pytest.mark.parametrize("make, message", [
+    (lambda path: None, "--input: input path does not exist"),
+    (lambda path: path.mkdir(), "holds no batch: a batch is a folder with any of customers.csv"),
+    (lambda path: path.write_text("x"), "--input: input path is not a folder"),
+])
+def test_unusable_input_is_refused_before_anything_runs(fresh_db, outputs, tmp_path, make, message):
+    source = tmp_path / "export"
+    make(source)
+    done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert message in line and str(source) in line
+    assert not (outputs / "runs").exists()  # no run folder, no run record, no migration
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select to_regclass('monitoring.pipeline_runs')").fetchone()[0] is None
+
+
+def test_no_run_folder_when_the_database_does_not_answer(outputs):
+    done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": "postgresql://ops@127.0.0.1:1/shop"})
+    assert done.returncode == 3
+    assert not (outputs / "runs").exists()
+
+
+def test_paths_given_by_the_user_are_relative_to_the_current_folder(fresh_db, outputs, tmp_path):
+    shutil.copytree(HANDWRITTEN, tmp_path / "export")
+    shutil.copy(REPO / "params" / "small.yaml", tmp_path / "mine.yaml")
+    done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "mine.yaml", "--input", "export",
+                           "--to", "clean"], cwd=tmp_path, env={**os.environ, "CI": "true"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select count(*) from production.orders").fetchone()[0] == 3
+        assert conn.execute("select stages from monitoring.pipeline_runs").fetchone()[0] == ["generate", "ingest", "clean"]
+    refused = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert f"params file not found: {tmp_path}/params/small.yaml" in refused.stderr
+    assert f"did you mean {REPO}/params/small.yaml?" in refused.stderr
+
+
+def test_only_from_and_to_select_stages(fresh_db, outputs):
     done = run_pipeline("--params", "params/small.yaml", "--only", "generate")
     assert done.returncode == 0, done.stderr
     assert _runs(fresh_db)[0][2] == ["generate"]
-    done = run_pipeline("--params", "params/small.yaml", "--from", "ingest")
+    done = run_pipeline("--params", "params/small.yaml", "--from", "ingest", "--to", "clean")
     assert done.returncode == 0, done.stderr
-    assert _runs(fresh_db)[1][2] == STAGE_NAMES[1:]
+    assert _runs(fresh_db)[1][2] == ["ingest", "clean"]
+    done = run_pipeline("--params", "params/small.yaml", "--only", "quality", "--only", "warehouse")
+    assert done.returncode == 0, done.stderr
+    assert _runs(fresh_db)[2][2] == ["warehouse", "quality"]  # pipeline order, whatever the order given
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(distinct batch_id) from staging.orders").fetchone()[0] == 1
+        assert conn.execute("select count(*) from warehouse.load_log").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "clean", "--from", "ingest"], "--only cannot be combined with --from or --to"),
+    (["--from", "warehouse", "--to", "ingest"], "--to ingest comes before --from warehouse"),
+])
+def test_contradictory_stage_selection_is_refused(outputs, args, message):
+    done = run_pipeline("--params", "params/small.yaml", *args)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(fresh_db, outputs):
+    done = run_pipeline("--params", "params/small.yaml", "--input", str(HANDWRITTEN), "--from", "ingest",
+                        "--to", "warehouse", "--dry-run", env={"DATABASE_URL": make_conninfo(fresh_db, password="pw!")})
+    assert done.returncode == 0, done.stderr
+    plan = done.stdout
+    assert "dry run: nothing was started or written" in plan
+    assert [line.split(".", 1)[1].split(":")[0].strip() for line in plan.splitlines()
+            if line.startswith("    ") and ":" in line] == ["ingest", "clean", "warehouse"]
+    assert "batches:  1 in " in plan and "    2025-03-01" in plan and "pw!" not in plan + done.stderr
+    assert db.describe(fresh_db) in plan
+    assert not outputs.exists() or not any(outputs.iterdir())
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("select to_regclass('monitoring.pipeline_runs')").fetchone()[0] is None
 
 
 def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):

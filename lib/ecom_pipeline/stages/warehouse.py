@@ -99,9 +99,24 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
             started = time.perf_counter()
             conn.execute("analyze " + ", ".join(f"warehouse.{t}" for t in TABLES))
             timings["analyze"] = round(time.perf_counter() - started, 3)
+        publish_personal_data(conn, p.bi_personal_data)
         sizes = {t: conn.execute(f"select count(*) from warehouse.{t}").fetchone()[0] for t in TABLES}
     log.info("warehouse loaded batches %s in %s", batches, timings)
     return {"batches": batches, "timings": timings, "rows": sizes}
+
+
+def publish_personal_data(conn: psycopg.Connection, on: bool) -> None:
+    """Make or drop ``bi.customer_personal_data`` as ``warehouse.bi_personal_data`` says (only on a change:
+    a view's DDL waits for BI readers' locks)."""
+    present = conn.execute("select to_regclass('bi.customer_personal_data') is not null").fetchone()[0]
+    if on == present:
+        return
+    with conn.transaction():
+        if on:
+            db.run_sql_file(conn, "warehouse/bi_personal_data.sql")
+        else:
+            conn.execute("drop view bi.customer_personal_data")
+    log.info("warehouse: personal data %s bi", "published in" if on else "removed from")
 
 
 def run_stage(p: WarehouseParams, run_id: str) -> pd.DataFrame:

@@ -1,0 +1,83 @@
+"""The bi schema as BI tools see it: the star, its descriptions, the data dictionary, personal data off."""
+
+from __future__ import annotations
+
+import psycopg
+
+from conftest import REPO
+from ecom_pipeline import db, dictionary
+from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
+from ecom_pipeline.stages import clean, generate, ingest, warehouse
+
+PERSONAL = ("first_name", "last_name", "full_name", "customer_name", "email", "phone", "address",
+            "shipping_address")
+BI_COLUMNS = """
+select c.relname, a.attname, obj_description(c.oid, 'pg_class'), col_description(c.oid, a.attnum)
+from pg_class as c
+join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where c.relnamespace = 'bi'::regnamespace
+"""
+
+
+def _columns(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(BI_COLUMNS).fetchall()
+
+
+def test_the_data_dictionary_is_the_database_s_comments(migrated_db):
+    with db.connection(migrated_db, autocommit=True) as conn:
+        rendered = dictionary.render(conn)
+    assert rendered == (REPO / "docs" / "data_dictionary.md").read_text(), (
+        "docs/data_dictionary.md is out of date: python -m ecom_pipeline.dictionary")
+
+
+def test_every_bi_view_and_column_is_described_and_none_is_personal(migrated_db):
+    rows = _columns(migrated_db)
+    assert len({r[0] for r in rows}) == 13
+    assert [(view, column) for view, column, view_note, note in rows if not view_note or not note] == []
+    assert [(view, column) for view, column, *_ in rows if column in PERSONAL] == []
+
+
+def _load(url: str, tmp_path, personal: bool) -> None:
+    store = GenerateParams(orders=400, customers=80, products=20, days=20, seed=3)
+    folder = generate.generate_next_batch(store, tmp_path / "raw").path
+    ingest.ingest(folder, "r", IngestParams(), url)
+    clean.clean(url, "r", CleanParams())
+    warehouse.load(url, "r", WarehouseParams(bi_personal_data=personal))
+
+
+def test_the_star_joins_on_its_keys_to_the_flat_view_s_numbers(migrated_db, tmp_path):
+    _load(migrated_db, tmp_path, personal=False)
+    with psycopg.connect(migrated_db) as conn:
+        flat = conn.execute("select count(*), sum(revenue), sum(quantity) from bi.sales").fetchone()
+        star = conn.execute("""
+            select count(*), sum(f.revenue), sum(f.quantity)
+            from bi.fact_sales as f
+            join bi.dim_date as d using (date_key)
+            join bi.dim_customer as c using (customer_key)
+            join bi.dim_product as p using (product_key)
+            join bi.dim_status as s using (status_key)
+            join bi.dim_payment_method as m using (payment_method_key)
+        """).fetchone()
+        assert flat[0] > 0 and star == flat
+        by_region = conn.execute("select region, sum(revenue) from bi.sales group by 1 order by 1").fetchall()
+        assert conn.execute("""
+            select c.region, sum(f.revenue) from bi.fact_sales as f join bi.dim_customer as c using (customer_key)
+            group by 1 order by 1""").fetchall() == by_region
+        assert conn.execute("select to_regclass('bi.customer_personal_data')").fetchone()[0] is None
+
+
+def test_personal_data_is_in_bi_only_while_the_parameter_is_on(migrated_db, tmp_path):
+    _load(migrated_db, tmp_path, personal=True)
+    with psycopg.connect(migrated_db) as conn:
+        names = conn.execute("select count(*), count(email) from bi.customer_personal_data").fetchone()
+        customers = conn.execute("select count(*) from warehouse.dim_customer where customer_key > 0").fetchone()[0]
+        assert names == (customers, customers) and customers > 0
+        assert conn.execute("select has_table_privilege('ecom_bi', 'bi.customer_personal_data', 'select')"
+                            ).fetchone()[0]
+    warehouse.load(migrated_db, "r2", WarehouseParams(bi_personal_data=False))
+    with psycopg.connect(migrated_db) as conn:
+        assert conn.execute("select to_regclass('bi.customer_personal_data')").fetchone()[0] is None
+        assert conn.execute("select has_table_privilege('ecom_bi', 'bi.sales', 'select')").fetchone()[0]
+        assert not conn.execute("select has_table_privilege('ecom_bi', 'warehouse.dim_customer', 'select')"
+                                ).fetchone()[0]
