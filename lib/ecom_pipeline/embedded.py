@@ -175,12 +175,11 @@ def start(pgdata: Path | None = None) -> str:
 
 
 def _uri(server, database: str | None = None) -> str:
-    """The server's socket URL; with its port when not 5432 (the package leaves it out: ``db serve``)."""
-    from psycopg.conninfo import make_conninfo
-
-    uri = server.get_uri(database=database)
-    port = server.get_postmaster_info().port
-    return make_conninfo(uri, port=str(port)) if port and port != 5432 else uri
+    """The server's socket folder and port (the package leaves the port out, which ``db serve`` changes)."""
+    uri, info = server.get_uri(database=database), server.get_postmaster_info()
+    if info.socket_dir is not None and info.port:
+        uri += ("&" if "?" in uri else "?") + f"port={info.port}"
+    return uri
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
