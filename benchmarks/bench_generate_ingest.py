@@ -31,8 +31,9 @@ import json, resource, sys, time
 from pathlib import Path
 from ecom_pipeline.params import load_params
 from ecom_pipeline.stages.generate import generate_next_batch
-p = load_params("params/large.yaml", [f"generate.orders={sys.argv[2]}",
-                f"generate.customers={int(sys.argv[2]) // 5}", f"generate.products={max(500, int(sys.argv[2]) // 200)}"])
+orders = int(sys.argv[2])
+p = load_params("params/large.yaml", [f"generate.orders={orders}", f"generate.customers={orders // 5}",
+                                      f"generate.products={max(500, orders // 200)}"])
 t = time.perf_counter()
 batch = generate_next_batch(p.generate, Path(sys.argv[1]))
 print(json.dumps({"seconds": time.perf_counter() - t, "rows": sum(batch.row_counts.values()),
@@ -52,7 +53,8 @@ with open(out / "customers.csv", "w", newline="") as fh:
                                     "state", "country", "registration_date", "updated_at"])
     for i in range(customers):
         w.writerow([f"C{i}", fake.first_name(), fake.last_name(), fake.email(), fake.phone_number(),
-                    fake.street_address(), fake.city(), fake.state_abbr(), "US", fake.date(), fake.iso8601()]); rows += 1
+                    fake.street_address(), fake.city(), fake.state_abbr(), "US", fake.date(), fake.iso8601()])
+        rows += 1
 with open(out / "orders.csv", "w", newline="") as fo, open(out / "order_items.csv", "w", newline="") as fi:
     wo, wi = csv.writer(fo), csv.writer(fi)
     for i in range(orders):
@@ -96,10 +98,17 @@ def psql_floor(folder: Path, url: str) -> float:
     for table in contract.TABLE_ORDER:
         cols = ", ".join(f"{c} text" for c in contract.columns(table))
         script.append(f"create table if not exists floor_{table} ({cols});")
-        script.append(f"\\copy floor_{table} from '{folder / contract.file_name(table)}' with (format csv, header true)")
+        script.append(
+            f"\\copy floor_{table} from '{folder / contract.file_name(table)}' with (format csv, header true)"
+        )
     started = time.perf_counter()
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url], input="\n".join(script), text=True, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", url],
+        input="\n".join(script),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -126,7 +135,9 @@ def main() -> None:
     print(f"\n{'step':42} {'orders':>10} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}")
     for name, orders, r in rows:
         peak = f"{r['peak_mb']:8.0f}" if "peak_mb" in r else " " * 8
-        print(f"{name:42} {orders:>10,} {r['rows']:>10,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>10,.0f} {peak}")
+        print(
+            f"{name:42} {orders:>10,} {r['rows']:>10,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>10,.0f} {peak}"
+        )
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, database {db.describe(server)}")
 
 

@@ -86,7 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as raw, db.scratch_database(server, "benchmon") as url:
         migrations.ensure_migrated(url)
         batch = generate.generate_next_batch(
-            GenerateParams(orders=args.orders, customers=max(100, args.orders // 5)), Path(raw))
+            GenerateParams(orders=args.orders, customers=max(100, args.orders // 5)), Path(raw)
+        )
         ingest.ingest(batch.path, "h0", IngestParams(), url)
         clean.clean(url, "h0", CleanParams())
         warehouse.load(url, "h0", WarehouseParams())
@@ -101,9 +102,11 @@ def main() -> None:
             started = time.perf_counter()
             report = monitoring.build_report(url, MonitoringParams(), "h0")
             timings.append(time.perf_counter() - started)
-    print(f"monitoring over {args.days} daily runs and {args.orders:,} orders ({db.describe(server)}): "
-          f"median {statistics.median(timings):.2f} s, max {max(timings):.2f} s over 5 reports; "
-          f"status {report['status']}, {len(report['alerts'])} alerts")
+    print(
+        f"monitoring over {args.days} daily runs and {args.orders:,} orders ({db.describe(server)}): "
+        f"median {statistics.median(timings):.2f} s, max {max(timings):.2f} s over 5 reports; "
+        f"status {report['status']}, {len(report['alerts'])} alerts"
+    )
 
 
 if __name__ == "__main__":

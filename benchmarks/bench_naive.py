@@ -4,10 +4,11 @@
     python benchmarks/bench_naive.py [--orders 100000]
 
 The usual approach, as the projects this one replaces do it: Faker row at a
-time into CSV files (the generator baseline of bench_generate_ingest.py), ``pandas.read_csv`` + ``DataFrame.to_sql`` into raw
-tables, cleaning, dimensions, the fact table and the aggregates in pandas,
-each written back with ``to_sql``. Ours: ``python run_all.py`` with the same
-volumes (every stage: generate, ingest, clean, warehouse, quality, analytics,
+time into CSV files (the generator baseline of bench_generate_ingest.py),
+``pandas.read_csv`` + ``DataFrame.to_sql`` into raw tables, cleaning,
+dimensions, the fact table and the aggregates in pandas, each written back
+with ``to_sql``. Ours: ``python run_all.py`` with the same volumes (every stage:
+generate, ingest, clean, warehouse, quality, analytics,
 monitoring; notebooks and reports included). Both run on a new scratch
 database of the server of ``DATABASE_URL`` (or the embedded server); the
 wall times and their ratio are printed.
@@ -26,6 +27,7 @@ import time
 
 from bench_generate_ingest import BASELINE
 from bench_pipeline import _watch_peak
+
 from ecom_pipeline import config, db
 
 # Step 1 of the usual approach is the Faker row-at-a-time generator of bench_generate_ingest.py (same shape as
@@ -100,8 +102,9 @@ NAIVE = textwrap.dedent("""
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall time, peak resident MB of any one process of it, stdout."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=config.PROJ_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=config.PROJ_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = {"rss": 0}
     watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
     watcher.start()
@@ -120,18 +123,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         with db.scratch_database(server, "ours") as url:
             env = {**os.environ, "DATABASE_URL": url, "PIPELINE_OUTPUTS": f"{tmp}/outputs", "CI": "true"}
-            ours, ours_mb, _ = _timed([sys.executable, "run_all.py", "--set", f"generate.orders={args.orders}",
-                                       "--set", f"generate.customers={args.orders // 5}"], env)
+            ours, ours_mb, _ = _timed(
+                [
+                    sys.executable,
+                    "run_all.py",
+                    "--set",
+                    f"generate.orders={args.orders}",
+                    "--set",
+                    f"generate.customers={args.orders // 5}",
+                ],
+                env,
+            )
         with db.scratch_database(server, "naive") as url:
-            generate_s, generate_mb, _ = _timed([sys.executable, "-c", BASELINE, f"{tmp}/naive", str(args.orders)],
-                                                os.environ)
+            generate_s, generate_mb, _ = _timed(
+                [sys.executable, "-c", BASELINE, f"{tmp}/naive", str(args.orders)], os.environ
+            )
             rest_s, rest_mb, out = _timed([sys.executable, "-c", NAIVE, f"{tmp}/naive", url], os.environ)
     naive, naive_mb = generate_s + rest_s, max(generate_mb, rest_mb)
     load_s, clean_s, warehouse_s = out.split()
     print(f"\n{args.orders:,} orders on {db.describe(server)}, {os.cpu_count()} cores")
     print(f"  this pipeline (run_all.py, 7 stages, notebooks and reports): {ours:7.1f} s, peak {ours_mb:,.0f} MB")
-    print(f"  usual approach (Faker rows, to_sql, pandas):                 {naive:7.1f} s, peak {naive_mb:,.0f} MB"
-          f"  (generate {generate_s:.1f} s, load {load_s} s, clean {clean_s} s, warehouse {warehouse_s} s)")
+    print(
+        f"  usual approach (Faker rows, to_sql, pandas):                 {naive:7.1f} s, peak {naive_mb:,.0f} MB"
+        f"  (generate {generate_s:.1f} s, load {load_s} s, clean {clean_s} s, warehouse {warehouse_s} s)"
+    )
     print(f"  ratio: {naive / ours:.1f}x")
 
 

@@ -33,7 +33,7 @@ import psutil
 from ecom_pipeline import config, db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import floor  # noqa: E402  (the plain-SQL floor beside this script)
+import floor
 
 
 def _watch_peak(proc: subprocess.Popen, peak: dict[str, int]) -> None:
@@ -51,9 +51,13 @@ def run(params: str, server: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as outputs, db.scratch_database(server, "bench") as url:
         env = {**os.environ, "DATABASE_URL": url, "PIPELINE_OUTPUTS": outputs, "CI": "true"}
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(config.PROJ_ROOT / "run_all.py"), "--params", params,
-                                 "--run-id", "bench"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(config.PROJ_ROOT / "run_all.py"), "--params", params, "--run-id", "bench"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         peak = {"rss": 0}
         watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
         watcher.start()
@@ -63,9 +67,13 @@ def run(params: str, server: str) -> dict:
         if proc.returncode:
             raise RuntimeError(err[-3000:])
         summary = json.loads((Path(outputs) / "runs" / "bench" / "run_summary.json").read_text())
-    return {"params": params, "wall_s": wall, "peak_mb": peak["rss"] / 2**20,
-            "stages": {s["stage"]: s["duration_s"] for s in summary["stages"]},
-            "orders": summary["stages"][0]["row_counts"].get("orders")}
+    return {
+        "params": params,
+        "wall_s": wall,
+        "peak_mb": peak["rss"] / 2**20,
+        "stages": {s["stage"]: s["duration_s"] for s in summary["stages"]},
+        "orders": summary["stages"][0]["row_counts"].get("orders"),
+    }
 
 
 def _median(results: list[dict], key: str) -> float:
@@ -88,19 +96,31 @@ def main() -> None:
                 floors[-1]["wall_s"] = floors[-1]["stages"]["total"]
             runs.append(run(params, server))
         stages = list(runs[0]["stages"])
-        print(f"\n{params}: {runs[0]['orders'] or 0:,} orders, medians of {args.repeat}, "
-              f"peak memory {max(r['peak_mb'] for r in runs):.0f} MB")
+        print(
+            f"\n{params}: {runs[0]['orders'] or 0:,} orders, medians of {args.repeat}, "
+            f"peak memory {max(r['peak_mb'] for r in runs):.0f} MB"
+        )
         print(f"{'':10} " + " ".join(f"{s:>10}" for s in [*stages, "total"]))
         print(f"{'pipeline':10} " + " ".join(f"{_median(runs, s):>9.1f}s" for s in [*stages, "total"]))
         if floors:
-            print(f"{'floor':10} " + " ".join(f"{_median(floors, s):>9.1f}s" if s in floors[0]["stages"] else
-                                            f"{'':>10}" for s in [*stages, "total"]))
+            print(
+                f"{'floor':10} "
+                + " ".join(
+                    f"{_median(floors, s):>9.1f}s" if s in floors[0]["stages"] else f"{'':>10}"
+                    for s in [*stages, "total"]
+                )
+            )
             ratio = _median(runs, "total") / _median(floors, "total")
-            print(f"pipeline / floor: {ratio:.2f}x  (each run: "
-                  + ", ".join(f"{r['wall_s']:.1f}/{f['wall_s']:.1f}" for r, f in zip(runs, floors)) + ")")
+            print(
+                f"pipeline / floor: {ratio:.2f}x  (each run: "
+                + ", ".join(f"{r['wall_s']:.1f}/{f['wall_s']:.1f}" for r, f in zip(runs, floors))
+                + ")"
+            )
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-          f"Python {sys.version.split()[0]}, database {db.describe(server)}")
+    print(
+        f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"Python {sys.version.split()[0]}, database {db.describe(server)}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,27 @@ from ecom_pipeline.params import load_params
 DAY_S = 86_400
 
 TEXT_TABLES = {
-    "customers": ["customer_id", "first_name", "last_name", "email", "city", "country", "registration_date",
-                  "updated_at"],
+    "customers": [
+        "customer_id",
+        "first_name",
+        "last_name",
+        "email",
+        "city",
+        "country",
+        "registration_date",
+        "updated_at",
+    ],
     "products": ["product_id", "product_name", "category", "price", "cost", "updated_at"],
     "orders": ["order_id", "customer_id", "order_date", "status", "payment_method", "total_amount", "updated_at"],
-    "order_items": ["order_item_id", "order_id", "product_id", "quantity", "unit_price", "discount_percentage",
-                    "line_total"],
+    "order_items": [
+        "order_item_id",
+        "order_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "discount_percentage",
+        "line_total",
+    ],
 }
 
 CLEAN = """
@@ -124,15 +139,21 @@ def generate(folder: Path, params_file: str) -> dict[str, int]:
     reg = start - rng.integers(0, 3 * 365 * DAY_S, n_c)
     tables = {
         "customers": {
-            "customer_id": _ids("C", np.arange(n_c)), "first_name": pa.array(rng.choice(["Ann", "Bo", "Cy"], n_c)),
+            "customer_id": _ids("C", np.arange(n_c)),
+            "first_name": pa.array(rng.choice(["Ann", "Bo", "Cy"], n_c)),
             "last_name": pa.array(rng.choice(["Smith", "Lee", "Diaz"], n_c)),
-            "email": _ids("user", np.arange(n_c)), "city": pa.array(rng.choice(["Lyon", "Austin"], n_c)),
-            "country": pa.array(rng.choice(["FR", "US"], n_c)), "registration_date": _ts(reg), "updated_at": _ts(reg),
+            "email": _ids("user", np.arange(n_c)),
+            "city": pa.array(rng.choice(["Lyon", "Austin"], n_c)),
+            "country": pa.array(rng.choice(["FR", "US"], n_c)),
+            "registration_date": _ts(reg),
+            "updated_at": _ts(reg),
         },
         "products": {
-            "product_id": _ids("P", np.arange(n_p)), "product_name": _ids("Product ", np.arange(n_p)),
+            "product_id": _ids("P", np.arange(n_p)),
+            "product_name": _ids("Product ", np.arange(n_p)),
             "category": pa.array(rng.choice(list(catalogue.CATEGORIES), n_p)),
-            "price": _money(rng.integers(500, 50_000, n_p)), "cost": _money(rng.integers(200, 20_000, n_p)),
+            "price": _money(rng.integers(500, 50_000, n_p)),
+            "cost": _money(rng.integers(200, 20_000, n_p)),
             "updated_at": _ts(np.full(n_p, start)),
         },
     }
@@ -144,16 +165,21 @@ def generate(folder: Path, params_file: str) -> dict[str, int]:
     unit_cents = rng.integers(500, 50_000, n_l)
     line_cents = quantity * unit_cents
     tables["orders"] = {
-        "order_id": _ids("O", np.arange(n_o)), "customer_id": _ids("C", rng.integers(0, n_c, n_o)),
-        "order_date": _ts(order_ts), "status": pa.array(rng.choice(list(catalogue.ORDER_STATUSES), n_o)),
+        "order_id": _ids("O", np.arange(n_o)),
+        "customer_id": _ids("C", rng.integers(0, n_c, n_o)),
+        "order_date": _ts(order_ts),
+        "status": pa.array(rng.choice(list(catalogue.ORDER_STATUSES), n_o)),
         "payment_method": pa.array(rng.choice(list(catalogue.PAYMENT_METHODS), n_o)),
         "total_amount": _money(np.bincount(line_order, weights=line_cents, minlength=n_o)),
         "updated_at": _ts(order_ts),
     }
     tables["order_items"] = {
-        "order_item_id": _ids("L", np.arange(n_l)), "order_id": _ids("O", line_order),
-        "product_id": _ids("P", rng.integers(0, n_p, n_l)), "quantity": pa.array(quantity.astype(str)),
-        "unit_price": _money(unit_cents), "discount_percentage": pa.array(np.zeros(n_l).astype(str)),
+        "order_item_id": _ids("L", np.arange(n_l)),
+        "order_id": _ids("O", line_order),
+        "product_id": _ids("P", rng.integers(0, n_p, n_l)),
+        "quantity": pa.array(quantity.astype(str)),
+        "unit_price": _money(unit_cents),
+        "discount_percentage": pa.array(np.zeros(n_l).astype(str)),
         "line_total": _money(line_cents),
     }
     for name, columns in tables.items():
@@ -168,8 +194,10 @@ def load_and_transform(folder: Path, url: str) -> dict[str, float]:
         started = time.perf_counter()
         for name, columns in TEXT_TABLES.items():
             conn.execute(f"create table raw_{name} ({', '.join(f'{c} text' for c in columns)})")
-            with (folder / f"{name}.csv").open("rb") as fh, conn.cursor().copy(
-                    f"copy raw_{name} from stdin (format csv, header true)") as copy:
+            with (
+                (folder / f"{name}.csv").open("rb") as fh,
+                conn.cursor().copy(f"copy raw_{name} from stdin (format csv, header true)") as copy,
+            ):
                 while block := fh.read(1 << 20):
                     copy.write(block)
         timings["ingest"] = time.perf_counter() - started

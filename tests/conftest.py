@@ -58,5 +58,11 @@ def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_pipeline(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python run_all.py ARGS`` in a subprocess with the test's environment."""
     full_env = {**os.environ, "CI": "true", **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / "run_all.py"), *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -35,8 +35,16 @@ from ecom_pipeline.params import MonitoringParams
 log = logging.getLogger("ecom_pipeline.alerts")
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
-SETTINGS = ("ALERT_WEBHOOK_URL", "ALERT_SMTP_HOST", "ALERT_SMTP_PORT", "ALERT_SMTP_USER", "ALERT_SMTP_PASSWORD",
-            "ALERT_SMTP_STARTTLS", "ALERT_EMAIL_FROM", "ALERT_EMAIL_TO")
+SETTINGS = (
+    "ALERT_WEBHOOK_URL",
+    "ALERT_SMTP_HOST",
+    "ALERT_SMTP_PORT",
+    "ALERT_SMTP_USER",
+    "ALERT_SMTP_PASSWORD",
+    "ALERT_SMTP_STARTTLS",
+    "ALERT_EMAIL_FROM",
+    "ALERT_EMAIL_TO",
+)
 
 
 def settings() -> dict[str, str]:
@@ -55,34 +63,48 @@ def _load_state(path: Path) -> dict[str, Any]:
         return {}  # a damaged state file only means some alerts are sent again
 
 
-def due(alerts: list[dict[str, Any]], state: dict[str, Any], p: MonitoringParams,
-        now: dt.datetime) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def due(
+    alerts: list[dict[str, Any]], state: dict[str, Any], p: MonitoringParams, now: dt.datetime
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The alerts to send now (see the module's repeat rule), and the state once they are sent."""
     fresh: dict[str, Any] = {}
     to_send = []
     for alert in alerts:
         seen = state.get(alert["key"])
-        send = (seen is None or SEVERITY_RANK[alert["severity"]] > SEVERITY_RANK.get(seen["severity"], 0)
-                or now - dt.datetime.fromisoformat(seen["last_sent"]) >= dt.timedelta(hours=p.resend_after_hours))
+        send = (
+            seen is None
+            or SEVERITY_RANK[alert["severity"]] > SEVERITY_RANK.get(seen["severity"], 0)
+            or now - dt.datetime.fromisoformat(seen["last_sent"]) >= dt.timedelta(hours=p.resend_after_hours)
+        )
         if send:
             to_send.append(alert)
-        fresh[alert["key"]] = {"severity": alert["severity"],
-                               "first_seen": seen["first_seen"] if seen else now.isoformat(),
-                               "last_sent": now.isoformat() if send else seen["last_sent"]}
+        fresh[alert["key"]] = {
+            "severity": alert["severity"],
+            "first_seen": seen["first_seen"] if seen else now.isoformat(),
+            "last_sent": now.isoformat() if send else seen["last_sent"],
+        }
     return to_send, fresh
 
 
 def _summary(report: dict[str, Any], alerts: list[dict[str, Any]]) -> str:
-    head = (f"ecom-pipeline is {report['status'].upper()} (health {report['health_score']})"
-            + (f", run {report['run_id']}" if report.get("run_id") else ""))
+    head = f"ecom-pipeline is {report['status'].upper()} (health {report['health_score']})" + (
+        f", run {report['run_id']}" if report.get("run_id") else ""
+    )
     return "\n".join([head, *(f"[{a['severity']}] {a['check']}: {a['message']}" for a in alerts)])
 
 
 def send_webhook(url: str, report: dict[str, Any], alerts: list[dict[str, Any]], timeout: float) -> None:
-    body = {"text": _summary(report, alerts), "status": report["status"], "health_score": report["health_score"],
-            "run_id": report.get("run_id"), "generated_at": report["generated_at"], "alerts": alerts}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    body = {
+        "text": _summary(report, alerts),
+        "status": report["status"],
+        "health_score": report["health_score"],
+        "run_id": report.get("run_id"),
+        "generated_at": report["generated_at"],
+        "alerts": alerts,
+    }
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         if response.status >= 300:
             raise RuntimeError(f"webhook answered HTTP {response.status}")
@@ -90,8 +112,9 @@ def send_webhook(url: str, report: dict[str, Any], alerts: list[dict[str, Any]],
 
 def send_email(cfg: dict[str, str], report: dict[str, Any], alerts: list[dict[str, Any]], timeout: float) -> None:
     message = EmailMessage()
-    message["Subject"] = (f"[ecom-pipeline] {report['status'].upper()}: {len(alerts)} alert"
-                          f"{'s' if len(alerts) != 1 else ''}")
+    message["Subject"] = (
+        f"[ecom-pipeline] {report['status'].upper()}: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    )
     message["From"] = cfg.get("ALERT_EMAIL_FROM", "ecom-pipeline@localhost")
     message["To"] = cfg["ALERT_EMAIL_TO"]
     message.set_content(_summary(report, alerts) + "\n\nThe full report: outputs/latest/monitoring_report.json\n")
@@ -108,8 +131,13 @@ def dispatch(report: dict[str, Any], p: MonitoringParams, external: bool = True)
 
     Returns what happened, per sink."""
     for alert in report["alerts"]:
-        log.log(logging.ERROR if alert["severity"] == "critical" else logging.WARNING, "%s: %s: %s",
-                alert["severity"].upper(), alert["check"], alert["message"])
+        log.log(
+            logging.ERROR if alert["severity"] == "critical" else logging.WARNING,
+            "%s: %s: %s",
+            alert["severity"].upper(),
+            alert["check"],
+            alert["message"],
+        )
     if not external:
         return []
     cfg = settings()
@@ -125,8 +153,7 @@ def dispatch(report: dict[str, Any], p: MonitoringParams, external: bool = True)
     to_send, sent_state = due(report["alerts"], state, p, dt.datetime.fromisoformat(report["generated_at"]))
     outcomes = []
     for name, send in sinks:
-        outcome: dict[str, Any] = {"sink": name, "alerts": [a["key"] for a in to_send], "status": "sent",
-                                   "error": None}
+        outcome: dict[str, Any] = {"sink": name, "alerts": [a["key"] for a in to_send], "status": "sent", "error": None}
         if not to_send:
             outcome["status"] = "not_due"
         else:

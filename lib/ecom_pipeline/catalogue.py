@@ -23,21 +23,59 @@ class Category:
     margin_range: tuple[float, float]
 
 
-CATEGORIES: dict[str, Category] = {c.name: c for c in (
-    Category("Electronics", ("Smartphones", "Laptops", "Headphones", "Cameras", "Smartwatches"),
-             ("Voltix", "Nimbus", "Arcline", "Quanta", "Helio"), (40.0, 1500.0), (0.08, 0.25)),
-    Category("Home & Kitchen", ("Cookware", "Furniture", "Bedding", "Appliances", "Decor"),
-             ("Casa Nova", "Hearthly", "Oakridge", "Brio", "Lumen"), (10.0, 600.0), (0.20, 0.45)),
-    Category("Fashion", ("Shirts", "Dresses", "Shoes", "Jackets", "Accessories"),
-             ("Modaé", "Threadline", "Urbano", "Velour", "Kite & Co"), (8.0, 250.0), (0.35, 0.60)),
-    Category("Sports & Outdoors", ("Fitness", "Camping", "Cycling", "Team Sports", "Running"),
-             ("Summit", "Stride", "Trailhead", "Apex", "Ríoverde"), (10.0, 400.0), (0.20, 0.40)),
-    Category("Beauty", ("Skincare", "Makeup", "Haircare", "Fragrance", "Bath"),
-             ("Belle Rose", "Pure Dew", "Aurélie", "Glow Lab", "Sakura"), (4.0, 120.0), (0.40, 0.65)),
-    Category("Books", ("Fiction", "Non-fiction", "Children", "Comics", "Education"),
-             ("Pagecraft", "Inkwell", "Northbound", "Folio", "Lantern"), (5.0, 60.0), (0.15, 0.35)),
-    Category("Toys & Games", ("Board Games", "Puzzles", "Dolls", "Building Sets", "Outdoor Toys"),
-             ("Playnest", "Brickworks", "Jolly", "Wonderkin", "Zoomi"), (5.0, 150.0), (0.30, 0.50)),
-)}
+CATEGORIES: dict[str, Category] = {
+    c.name: c
+    for c in (
+        Category(
+            "Electronics",
+            ("Smartphones", "Laptops", "Headphones", "Cameras", "Smartwatches"),
+            ("Voltix", "Nimbus", "Arcline", "Quanta", "Helio"),
+            (40.0, 1500.0),
+            (0.08, 0.25),
+        ),
+        Category(
+            "Home & Kitchen",
+            ("Cookware", "Furniture", "Bedding", "Appliances", "Decor"),
+            ("Casa Nova", "Hearthly", "Oakridge", "Brio", "Lumen"),
+            (10.0, 600.0),
+            (0.20, 0.45),
+        ),
+        Category(
+            "Fashion",
+            ("Shirts", "Dresses", "Shoes", "Jackets", "Accessories"),
+            ("Modaé", "Threadline", "Urbano", "Velour", "Kite & Co"),
+            (8.0, 250.0),
+            (0.35, 0.60),
+        ),
+        Category(
+            "Sports & Outdoors",
+            ("Fitness", "Camping", "Cycling", "Team Sports", "Running"),
+            ("Summit", "Stride", "Trailhead", "Apex", "Ríoverde"),
+            (10.0, 400.0),
+            (0.20, 0.40),
+        ),
+        Category(
+            "Beauty",
+            ("Skincare", "Makeup", "Haircare", "Fragrance", "Bath"),
+            ("Belle Rose", "Pure Dew", "Aurélie", "Glow Lab", "Sakura"),
+            (4.0, 120.0),
+            (0.40, 0.65),
+        ),
+        Category(
+            "Books",
+            ("Fiction", "Non-fiction", "Children", "Comics", "Education"),
+            ("Pagecraft", "Inkwell", "Northbound", "Folio", "Lantern"),
+            (5.0, 60.0),
+            (0.15, 0.35),
+        ),
+        Category(
+            "Toys & Games",
+            ("Board Games", "Puzzles", "Dolls", "Building Sets", "Outdoor Toys"),
+            ("Playnest", "Brickworks", "Jolly", "Wonderkin", "Zoomi"),
+            (5.0, 150.0),
+            (0.30, 0.50),
+        ),
+    )
+}
 
 PRODUCT_WORDS = ("Pro", "Max", "Lite", "Classic", "Plus", "Air", "Prime", "Eco", "Flex", "One", "Neo", "Ultra")

@@ -38,9 +38,11 @@ def _schedule(argv: list[str]) -> int:
 
     if not argv or argv[0].startswith("-"):
         if argv[:1] in (["-h"], ["--help"]):
-            print(f"usage: {PROG} schedule CRON [run options]\n\n"
-                  f'One run per fire time of CRON (e.g. "0 2 * * *"), catching up missed ones; the run options '
-                  f"are those of `{PROG} run --help` (docs/operations.md).")
+            print(
+                f"usage: {PROG} schedule CRON [run options]\n\n"
+                f'One run per fire time of CRON (e.g. "0 2 * * *"), catching up missed ones; the run options '
+                f"are those of `{PROG} run --help` (docs/operations.md)."
+            )
             return Exit.OK
         print(f"{PROG} schedule: a cron expression comes first, e.g. {PROG} schedule '0 2 * * *'", file=sys.stderr)
         return Exit.USAGE
@@ -62,8 +64,10 @@ def _cleanup(argv: list[str]) -> int:
 def _stages(argv: list[str]) -> int:
     from ecom_pipeline.orchestrator import STAGES
 
-    argparse.ArgumentParser(prog=f"{PROG} stages", description="List the stages, in the order they run.",
-                            ).parse_args(argv)
+    argparse.ArgumentParser(
+        prog=f"{PROG} stages",
+        description="List the stages, in the order they run.",
+    ).parse_args(argv)
     width = max(len(s.name) for s in STAGES)
     for index, stage in enumerate(STAGES, start=1):
         print(f"{index}. {stage.name:<{width}}  {stage.purpose}  (notebooks/{stage.notebook})")
@@ -72,6 +76,7 @@ def _stages(argv: list[str]) -> int:
 
 # -- db ----------------------------------------------------------------------
 
+
 def _db_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{PROG} db", description="Reach the pipeline's database.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{url,psql,serve}")
@@ -79,9 +84,14 @@ def _db_parser() -> argparse.ArgumentParser:
     psql = commands.add_parser("psql", help="open psql on the database (arguments after -- go to psql)")
     psql.add_argument("psql_args", nargs=argparse.REMAINDER)
     serve = commands.add_parser(
-        "serve", help="keep the embedded database up on a TCP port for BI tools until Ctrl-C or SIGTERM")
-    serve.add_argument("--listen", default="{}:{}".format(*embedded.DEFAULT_LISTEN), metavar="HOST:PORT",
-                       help="address to listen on (default: %(default)s; 0.0.0.0:PORT for other machines)")
+        "serve", help="keep the embedded database up on a TCP port for BI tools until Ctrl-C or SIGTERM"
+    )
+    serve.add_argument(
+        "--listen",
+        default="{}:{}".format(*embedded.DEFAULT_LISTEN),
+        metavar="HOST:PORT",
+        help="address to listen on (default: %(default)s; 0.0.0.0:PORT for other machines)",
+    )
     return parser
 
 
@@ -107,8 +117,12 @@ def _db_url() -> int:
     url = db.database_url()
     print(db.describe(url))
     if not config.env_setting("DATABASE_URL"):
-        log.info("the embedded server is up only while a pipeline command uses it: keep it up with "
-                 "`%s db serve` (or run psql through `%s db psql`)", PROG, PROG)
+        log.info(
+            "the embedded server is up only while a pipeline command uses it: keep it up with "
+            "`%s db serve` (or run psql through `%s db psql`)",
+            PROG,
+            PROG,
+        )
     return Exit.OK
 
 
@@ -125,8 +139,10 @@ def _db_psql(extra: list[str]) -> int:
 
 def _db_serve(listen: str) -> int:
     if config.env_setting("DATABASE_URL"):
-        log.error("db serve keeps the embedded database up; DATABASE_URL points at a server of your own, which "
-                  "BI tools reach directly (the read-only role ecom_bi: docs/dashboard_guide.md)")
+        log.error(
+            "db serve keeps the embedded database up; DATABASE_URL points at a server of your own, which "
+            "BI tools reach directly (the read-only role ecom_bi: docs/dashboard_guide.md)"
+        )
         return Exit.USAGE
     host, port = _listen_address(listen)
     stop = threading.Event()
@@ -134,16 +150,21 @@ def _db_serve(listen: str) -> int:
         signal.signal(signum, lambda *_: stop.set())
     served = embedded.serve(host, port)
     try:
-        print("\n".join([
-            f"The embedded database is served on {served.host}:{served.port} until Ctrl-C (or SIGTERM).",
-            "For Power BI, Tableau and Metabase (docs/dashboard_guide.md):",
-            f"  host:     {served.host}",
-            f"  port:     {served.port}",
-            f"  database: {served.database}",
-            f"  user:     {served.user} (read-only, schema bi)",
-            f"  password: in {served.password_file} (readable only by you)",
-            f"  psql:     psql 'postgresql://{served.user}@{served.host}:{served.port}/{served.database}'",
-        ]), flush=True)
+        print(
+            "\n".join(
+                [
+                    f"The embedded database is served on {served.host}:{served.port} until Ctrl-C (or SIGTERM).",
+                    "For Power BI, Tableau and Metabase (docs/dashboard_guide.md):",
+                    f"  host:     {served.host}",
+                    f"  port:     {served.port}",
+                    f"  database: {served.database}",
+                    f"  user:     {served.user} (read-only, schema bi)",
+                    f"  password: in {served.password_file} (readable only by you)",
+                    f"  psql:     psql 'postgresql://{served.user}@{served.host}:{served.port}/{served.database}'",
+                ]
+            ),
+            flush=True,
+        )
         while not stop.wait(1):
             pass
     finally:

@@ -28,13 +28,20 @@ HEIGHT = 360
 
 
 def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40), colorway=PALETTE,
-                      template="plotly_white", legend=dict(orientation="h", y=-0.15))
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=dict(l=50, r=20, t=50, b=40),
+        colorway=PALETTE,
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.15),
+    )
     fig.update_yaxes(rangemode="tozero")
     return fig
 
 
 # -- executive -----------------------------------------------------------------
+
 
 def monthly_trend(frames: dict[str, pd.DataFrame]) -> go.Figure:
     """Monthly revenue (bars) and orders (line), with a selector for one category's revenue."""
@@ -46,8 +53,9 @@ def monthly_trend(frames: dict[str, pd.DataFrame]) -> go.Figure:
     for category in categories:
         rows = by_category[by_category["category"] == category]
         fig.add_bar(x=rows["month"], y=rows["revenue"], name=f"Revenue: {category}", visible=False)
-    buttons = [dict(label="All categories", method="update",
-                    args=[{"visible": [True, True] + [False] * len(categories)}])]
+    buttons = [
+        dict(label="All categories", method="update", args=[{"visible": [True, True] + [False] * len(categories)}])
+    ]
     for i, category in enumerate(categories):
         visible = [False, False] + [j == i for j in range(len(categories))]
         buttons.append(dict(label=category, method="update", args=[{"visible": visible}]))
@@ -62,10 +70,17 @@ def monthly_trend(frames: dict[str, pd.DataFrame]) -> go.Figure:
 
 def categories(frames: dict[str, pd.DataFrame]) -> go.Figure:
     cats = frames["category_performance"].sort_values("revenue")
-    fig = go.Figure(go.Bar(x=cats["revenue"], y=cats["category"], orientation="h",
-                           text=[f"{s:.0%} · margin {m:.0%}" for s, m in zip(cats["revenue_share"].fillna(0),
-                                                                            cats["margin"].fillna(0))],
-                           textposition="auto"))
+    fig = go.Figure(
+        go.Bar(
+            x=cats["revenue"],
+            y=cats["category"],
+            orientation="h",
+            text=[
+                f"{s:.0%} · margin {m:.0%}" for s, m in zip(cats["revenue_share"].fillna(0), cats["margin"].fillna(0))
+            ],
+            textposition="auto",
+        )
+    )
     return _layout(fig, "Revenue by category")
 
 
@@ -87,12 +102,18 @@ def regions(frames: dict[str, pd.DataFrame]) -> go.Figure:
 
 # -- products --------------------------------------------------------------------
 
+
 def top_products(frames: dict[str, pd.DataFrame]) -> go.Figure:
     top = frames["top_products"].iloc[::-1]
-    fig = go.Figure(go.Bar(x=top["revenue"], y=top["product_name"] + " (" + top["product_id"] + ")",
-                           orientation="h", customdata=top[["category", "margin"]],
-                           hovertemplate="%{y}<br>%{customdata[0]}<br>revenue %{x:,.2f}"
-                                         "<br>margin %{customdata[1]:.1%}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=top["revenue"],
+            y=top["product_name"] + " (" + top["product_id"] + ")",
+            orientation="h",
+            customdata=top[["category", "margin"]],
+            hovertemplate="%{y}<br>%{customdata[0]}<br>revenue %{x:,.2f}<br>margin %{customdata[1]:.1%}<extra></extra>",
+        )
+    )
     return _layout(fig, f"Top {len(top)} products by revenue", height=max(HEIGHT, 22 * len(top) + 80))
 
 
@@ -101,9 +122,14 @@ def profitability(frames: dict[str, pd.DataFrame]) -> go.Figure:
     fig = go.Figure()
     for category in sorted(products["category"].unique()):
         rows = products[products["category"] == category]
-        fig.add_scatter(x=rows["revenue"], y=rows["margin"], mode="markers", name=category,
-                          text=rows["product_name"], hovertemplate="%{text}<br>revenue %{x:,.0f}<br>"
-                                                                    "margin %{y:.1%}<extra></extra>")
+        fig.add_scatter(
+            x=rows["revenue"],
+            y=rows["margin"],
+            mode="markers",
+            name=category,
+            text=rows["product_name"],
+            hovertemplate="%{text}<br>revenue %{x:,.0f}<br>margin %{y:.1%}<extra></extra>",
+        )
     fig.update_xaxes(title_text="revenue", type="log")
     fig.update_yaxes(title_text="margin", tickformat=".0%")
     return _layout(fig, "Product profitability: revenue against margin", height=420)
@@ -123,20 +149,26 @@ def discounts(frames: dict[str, pd.DataFrame]) -> go.Figure:
 
 # -- customers --------------------------------------------------------------------
 
+
 def spend_bands(frames: dict[str, pd.DataFrame]) -> go.Figure:
     bands = frames["spend_bands"]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_bar(x=bands["spend_band"], y=bands["customers"], name="Customers")
-    fig.add_scatter(x=bands["spend_band"], y=bands["revenue_share"], name="Share of revenue", mode="lines+markers",
-                    secondary_y=True)
+    fig.add_scatter(
+        x=bands["spend_band"], y=bands["revenue_share"], name="Share of revenue", mode="lines+markers", secondary_y=True
+    )
     fig.update_yaxes(title_text="share of revenue", tickformat=".0%", secondary_y=True, showgrid=False)
     return _layout(fig, "Customers by total spend")
 
 
 def rfm(frames: dict[str, pd.DataFrame]) -> go.Figure:
     seg = frames["rfm_segments"]
-    fig = go.Figure([go.Bar(x=seg["rfm_segment"], y=seg["customer_share"], name="Share of customers"),
-                     go.Bar(x=seg["rfm_segment"], y=seg["revenue_share"], name="Share of revenue")])
+    fig = go.Figure(
+        [
+            go.Bar(x=seg["rfm_segment"], y=seg["customer_share"], name="Share of customers"),
+            go.Bar(x=seg["rfm_segment"], y=seg["revenue_share"], name="Share of revenue"),
+        ]
+    )
     fig.update_yaxes(tickformat=".0%")
     return _layout(fig, "RFM segments")
 
@@ -144,8 +176,12 @@ def rfm(frames: dict[str, pd.DataFrame]) -> go.Figure:
 def pareto(frames: dict[str, pd.DataFrame]) -> go.Figure:
     curve = frames["customer_pareto"]
     x = [0.0, *curve["customer_share"]]
-    fig = go.Figure([go.Scatter(x=x, y=[0.0, *curve["revenue_share"]], mode="lines+markers", name="Customers"),
-                     go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal spend", line=dict(dash="dot"))])
+    fig = go.Figure(
+        [
+            go.Scatter(x=x, y=[0.0, *curve["revenue_share"]], mode="lines+markers", name="Customers"),
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal spend", line=dict(dash="dot")),
+        ]
+    )
     fig.update_xaxes(title_text="top share of customers", tickformat=".0%")
     fig.update_yaxes(title_text="share of revenue", tickformat=".0%")
     return _layout(fig, "Customer value: Pareto curve")
@@ -155,8 +191,17 @@ def cohorts(frames: dict[str, pd.DataFrame]) -> go.Figure:
     table = frames["cohort_retention"]
     grid = table.pivot(index="cohort_month", columns="months_since", values="retention") if len(table) else table
     labels = [str(m)[:7] for m in grid.index]
-    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[str(c) for c in grid.columns], y=labels, colorscale="Blues",
-                               zmin=0, zmax=1, hovertemplate="cohort %{y}, month +%{x}: %{z:.1%}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=[str(c) for c in grid.columns],
+            y=labels,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            hovertemplate="cohort %{y}, month +%{x}: %{z:.1%}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="months since first purchase")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Cohort retention by first-purchase month", height=460)
@@ -164,8 +209,14 @@ def cohorts(frames: dict[str, pd.DataFrame]) -> go.Figure:
 
 def lifetime_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
     deciles = frames["customer_lifetime_value"]
-    fig = go.Figure(go.Bar(x=deciles["decile"].astype(str), y=deciles["avg_value"],
-                           text=[f"{s:.0%}" for s in deciles["revenue_share"]], textposition="auto"))
+    fig = go.Figure(
+        go.Bar(
+            x=deciles["decile"].astype(str),
+            y=deciles["avg_value"],
+            text=[f"{s:.0%}" for s in deciles["revenue_share"]],
+            textposition="auto",
+        )
+    )
     fig.update_xaxes(title_text="decile (1 = most valuable tenth of customers)")
     fig.update_yaxes(title_text="average lifetime value")
     return _layout(fig, "Customer lifetime value by decile (label: share of revenue)")
@@ -173,24 +224,37 @@ def lifetime_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
 
 # -- trends -------------------------------------------------------------------------
 
+
 def daily_revenue(frames: dict[str, pd.DataFrame]) -> go.Figure:
     days = frames["daily_sales"]
     fig = go.Figure(go.Scatter(x=days["full_date"], y=days["revenue"], mode="lines", name="Revenue"))
-    fig.update_xaxes(rangeslider=dict(visible=True), rangeselector=dict(buttons=[
-        dict(count=1, label="1m", step="month", stepmode="backward"),
-        dict(count=6, label="6m", step="month", stepmode="backward"),
-        dict(count=1, label="YTD", step="year", stepmode="todate"),
-        dict(count=1, label="1y", step="year", stepmode="backward"),
-        dict(step="all", label="all")]))
+    fig.update_xaxes(
+        rangeslider=dict(visible=True),
+        rangeselector=dict(
+            buttons=[
+                dict(count=1, label="1m", step="month", stepmode="backward"),
+                dict(count=6, label="6m", step="month", stepmode="backward"),
+                dict(count=1, label="YTD", step="year", stepmode="todate"),
+                dict(count=1, label="1y", step="year", stepmode="backward"),
+                dict(step="all", label="all"),
+            ]
+        ),
+    )
     return _layout(fig, "Daily revenue", height=420)
 
 
 def weekdays(frames: dict[str, pd.DataFrame]) -> go.Figure:
     days = frames["day_of_week"]
     colors = [PALETTE[1] if weekend else PALETTE[0] for weekend in days["is_weekend"]]
-    fig = go.Figure(go.Bar(x=days["day_name"], y=days["revenue_per_day"], marker_color=colors,
-                           customdata=days["orders_per_day"],
-                           hovertemplate="%{x}: %{y:,.0f} a day, %{customdata:.0f} orders<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=days["day_name"],
+            y=days["revenue_per_day"],
+            marker_color=colors,
+            customdata=days["orders_per_day"],
+            hovertemplate="%{x}: %{y:,.0f} a day, %{customdata:.0f} orders<extra></extra>",
+        )
+    )
     fig.update_yaxes(title_text="average revenue per day")
     return _layout(fig, "Weekday and weekend: the average day")
 
@@ -208,8 +272,9 @@ def order_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
     months = frames["monthly_trend"]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_scatter(x=months["month"], y=months["avg_order_value"], name="Average order value", mode="lines+markers")
-    fig.add_scatter(x=months["month"], y=months["customers"], name="Buying customers", mode="lines+markers",
-                    secondary_y=True)
+    fig.add_scatter(
+        x=months["month"], y=months["customers"], name="Buying customers", mode="lines+markers", secondary_y=True
+    )
     fig.update_yaxes(title_text="customers", secondary_y=True, showgrid=False)
     return _layout(fig, "Average order value and buying customers per month")
 
@@ -258,22 +323,33 @@ def _kpi_tiles(kpis: dict) -> str:
     def money(v):
         return f"{v:,.0f}" if v is not None else "–"
 
-    tiles = [("Revenue", money(kpis.get("revenue"))), ("Orders", f"{kpis.get('orders') or 0:,}"),
-             ("Average order value", f"{kpis['avg_order_value']:,.2f}" if kpis.get("avg_order_value") else "–"),
-             ("Margin", f"{kpis['margin']:.1%}" if kpis.get("margin") is not None else "–"),
-             ("Customers", f"{kpis.get('customers') or 0:,}"), ("Profit", money(kpis.get("profit")))]
-    return "<div class='kpis'>" + "".join(
-        f"<div class='kpi'><div class='label'>{html.escape(label)}</div><div class='value'>{html.escape(value)}</div>"
-        f"</div>" for label, value in tiles) + "</div>"
+    tiles = [
+        ("Revenue", money(kpis.get("revenue"))),
+        ("Orders", f"{kpis.get('orders') or 0:,}"),
+        ("Average order value", f"{kpis['avg_order_value']:,.2f}" if kpis.get("avg_order_value") else "–"),
+        ("Margin", f"{kpis['margin']:.1%}" if kpis.get("margin") is not None else "–"),
+        ("Customers", f"{kpis.get('customers') or 0:,}"),
+        ("Profit", money(kpis.get("profit"))),
+    ]
+    return (
+        "<div class='kpis'>"
+        + "".join(
+            f"<div class='kpi'><div class='label'>{html.escape(label)}</div>"
+            f"<div class='value'>{html.escape(value)}</div></div>"
+            for label, value in tiles
+        )
+        + "</div>"
+    )
 
 
 def _chart(div_id: str, fig: go.Figure) -> str:
-    body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"responsive": True, "displaylogo": False})
+    body = pio.to_html(
+        fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"responsive": True, "displaylogo": False}
+    )
     return f"<div class='chart'>{body}</div>"
 
 
-def build_html(run_id: str, result: "Analytics") -> str:
+def build_html(run_id: str, result: Analytics) -> str:
     """The dashboard page; each chart's div id is ``<page>-<chart>``."""
     kpis = result.kpis
     span = f"{kpis.get('first_date') or '–'} to {kpis.get('last_date') or '–'}"
@@ -282,8 +358,9 @@ def build_html(run_id: str, result: "Analytics") -> str:
     for page, title in PAGES:
         charts = "".join(_chart(f"{page}-{chart.__name__}", chart(result.frames)) for chart in CHARTS[page])
         top = _kpi_tiles(kpis) if page == "executive" else ""
-        sections.append(f"<section class='page' id='{page}'><h2>{title}</h2>{top}<div class='grid'>{charts}</div>"
-                        f"</section>")
+        sections.append(
+            f"<section class='page' id='{page}'><h2>{title}</h2>{top}<div class='grid'>{charts}</div></section>"
+        )
     nav = "".join(f"<button data-page='{page}'>{title}</button>" for page, title in PAGES)
     meta = json.dumps({"run_id": run_id, "charts": {p: [c.__name__ for c in CHARTS[p]] for p, _ in PAGES}})
     return (
@@ -298,7 +375,7 @@ def build_html(run_id: str, result: "Analytics") -> str:
     )
 
 
-def write_dashboard(path: Path, run_id: str, result: "Analytics") -> Path:
+def write_dashboard(path: Path, run_id: str, result: Analytics) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(build_html(run_id, result), encoding="utf-8")

@@ -79,12 +79,12 @@ def normalise(url: str) -> str:
         fields = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         # libpq quotes pieces of the string in its message: keep only one-character ones ("=").
-        reason = re.sub(r'"([^"]*)"', lambda m: m[0] if len(m[1]) <= 1 else '"..."',
-                        str(exc).strip().splitlines()[0])
+        reason = re.sub(r'"([^"]*)"', lambda m: m[0] if len(m[1]) <= 1 else '"..."', str(exc).strip().splitlines()[0])
         raise BadConnectionString(
             f"DATABASE_URL is not a PostgreSQL connection string ({reason}); use a URL such as "
             "postgresql://user@host:5432/dbname (percent-encode special characters in the password) "
-            "or key=value pairs such as 'host=... dbname=... user=...'") from None
+            "or key=value pairs such as 'host=... dbname=... user=...'"
+        ) from None
     for port in str(fields.get("port") or "5432").split(","):
         if not (port.isdigit() and 0 < int(port) < 65536):
             raise BadConnectionString(f"DATABASE_URL has an invalid port {port!r}: a number from 1 to 65535")
@@ -126,12 +126,20 @@ def error_line(exc: BaseException, url: str | None = None) -> str:
     return redact(text.splitlines()[0] if text else type(exc).__name__, url)
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ecom_pipeline",
-            connect_timeout: int = CONNECT_TIMEOUT_S) -> psycopg.Connection:
+def connect(
+    url: str | None = None,
+    *,
+    autocommit: bool = False,
+    application: str = "ecom_pipeline",
+    connect_timeout: int = CONNECT_TIMEOUT_S,
+) -> psycopg.Connection:
     url = url or database_url()
     try:
         return psycopg.connect(
-            url, autocommit=autocommit, connect_timeout=connect_timeout, application_name=application,
+            url,
+            autocommit=autocommit,
+            connect_timeout=connect_timeout,
+            application_name=application,
             options=SESSION_OPTIONS,
         )
     except psycopg.OperationalError as exc:
@@ -149,6 +157,7 @@ def connection(url: str | None = None, **kwargs: Any) -> Iterator[psycopg.Connec
 
 
 # -- SQL files -------------------------------------------------------------
+
 
 def read_sql(name: str) -> str:
     """Text of ``lib/ecom_pipeline/sql/<name>``."""
@@ -210,6 +219,7 @@ def query_frame(conn: psycopg.Connection, name: str, params: Mapping[str, Any] |
 
 # -- bulk loads --------------------------------------------------------------
 
+
 @contextmanager
 def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
     """Drop the foreign keys and secondary indexes of ``tables``; re-create them when the block ends.
@@ -247,11 +257,15 @@ def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
     for _, definition in indexes:
         conn.execute(sql.SQL(definition))
     for table, name, definition in foreign_keys:
-        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
-            sql.SQL(table), sql.Identifier(name), sql.SQL(definition)))
+        conn.execute(
+            sql.SQL("alter table {} add constraint {} {}").format(
+                sql.SQL(table), sql.Identifier(name), sql.SQL(definition)
+            )
+        )
 
 
 # -- scratch databases (tests, benchmarks, golden notebooks) ---------------
+
 
 def with_database(url: str, name: str) -> str:
     """The same server and credentials, another database."""
@@ -272,6 +286,7 @@ def scratch_database(server_url: str, prefix: str = "t", template: str | None = 
 
 
 # -- locks -----------------------------------------------------------------
+
 
 @contextmanager
 def pipeline_lock(url: str) -> Iterator[psycopg.Connection]:

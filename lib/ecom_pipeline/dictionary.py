@@ -62,8 +62,10 @@ def render(conn: psycopg.Connection) -> str:
             for view in (v for v in views if (v["name"] in STAR) == star):
                 parts.append(f"### bi.{view['name']}\n\n{view['note'] or '(no description)'}\n")
                 rows = ["| column | type | description |", "|---|---|---|"]
-                rows += [f"| `{c['name']}` | {c['type']} | {c['note'] or '(no description)'} |"
-                         for c in db.query(conn, COLUMNS.replace("%s", ":view"), {"view": f"bi.{view['name']}"})]
+                rows += [
+                    f"| `{c['name']}` | {c['type']} | {c['note'] or '(no description)'} |"
+                    for c in db.query(conn, COLUMNS.replace("%s", ":view"), {"view": f"bi.{view['name']}"})
+                ]
                 parts.append("\n".join(rows) + "\n")
     return "\n".join(parts)
 

@@ -200,6 +200,7 @@ def release(pgdata: Path | None = None) -> None:
 
 # -- serving BI tools over TCP (ecom-pipeline db serve) ------------------------
 
+
 @dataclass(frozen=True)
 class Served:
     """What a BI tool asks for, and the socket URL the pipeline itself uses meanwhile."""
@@ -238,8 +239,9 @@ def _check_port(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as exc:
-        raise EmbeddedError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                            "choose another address with --listen HOST:PORT") from None
+        raise EmbeddedError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another address with --listen HOST:PORT"
+        ) from None
 
 
 def _write_hba(pgdata: Path) -> None:
@@ -275,8 +277,10 @@ def serve(host: str = DEFAULT_LISTEN[0], port: int = DEFAULT_LISTEN[1], pgdata: 
         if running is not None and running.is_running():
             users = [pid for pid in handle_pids(pgdata) if pid != os.getpid()]
             if users:
-                raise EmbeddedBusy(f"the embedded database is in use by process {', '.join(map(str, users))}; "
-                                   "serve it when that ends (a pipeline run joins a served database)")
+                raise EmbeddedBusy(
+                    f"the embedded database is in use by process {', '.join(map(str, users))}; "
+                    "serve it when that ends (a pipeline run joins a served database)"
+                )
             pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop"), bin_path=server.bin_path, user=server.system_user)
         server.ensure_pgdata_inited()
         _write_hba(pgdata)
@@ -285,8 +289,13 @@ def serve(host: str = DEFAULT_LISTEN[0], port: int = DEFAULT_LISTEN[1], pgdata: 
             ensure_prefix_permissions(socket_dir)
             socket_dir.chmod(0o777)
         options = f"-h {shlex.quote(host)} -p {port} -k {shlex.quote(str(socket_dir))}"
-        pgexec("pg_ctl", ("-w", "-o", options, "-l", str(server.log), "-D", str(pgdata), "start"),
-               bin_path=server.bin_path, user=server.system_user, timeout=30)
+        pgexec(
+            "pg_ctl",
+            ("-w", "-o", options, "-l", str(server.log), "-D", str(pgdata), "start"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+            timeout=30,
+        )
     joined = _import_pgserver().get_server(pgdata, cleanup_mode="stop")  # ours now: stopped by release()
     _ensure_database(_uri(joined), EMBEDDED_DATABASE)
     url = _uri(joined, EMBEDDED_DATABASE)

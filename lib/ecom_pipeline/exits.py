@@ -24,7 +24,7 @@ MEANING = {
     Exit.OK: "done: the run succeeded, the command did what it says; `monitor`: healthy",
     Exit.FAILED: "the work failed: a stage, the quality gate, or writing the run's records; `monitor`: critical",
     Exit.USAGE: "refused before anything ran: arguments, parameters, input folder, connection string, "
-                "migrations the role may not apply",
+    "migrations the role may not apply",
     Exit.UNAVAILABLE: "the database cannot be reached, or another run holds the pipeline's lock: try again later",
     Exit.DEGRADED: "`monitor`: finished with warnings, nothing critical",
     Exit.INTERRUPTED: "Ctrl-C or SIGTERM: a run is recorded as failed and can be resumed",

@@ -89,11 +89,17 @@ def execute_notebook(kernel: Kernel, notebook: Path, output: Path, **papermill_k
     import papermill
 
     kernel.warm_up.stop_channels()
-    papermill.execute_notebook(str(notebook), str(output), engine_name=_engine_name(), km=kernel.manager,
-                               # Every cell has finished and every output has arrived by then; the stages
-                               # close what they open inside their cells and register no exit hooks, so
-                               # the kernel need not be given time to exit (about 0.35 s a stage).
-                               shutdown_kernel="immediate", **papermill_kwargs)
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        engine_name=_engine_name(),
+        km=kernel.manager,
+        # Every cell has finished and every output has arrived by then; the stages
+        # close what they open inside their cells and register no exit hooks, so
+        # the kernel need not be given time to exit (about 0.35 s a stage).
+        shutdown_kernel="immediate",
+        **papermill_kwargs,
+    )
 
 
 _ENGINE = "ecom_pipeline"
@@ -116,15 +122,30 @@ def _engine_name() -> str:
 
     class Engine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                     stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
-                                     execution_timeout: int | None = None, **kwargs: Any) -> Any:
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: int | None = None,
+            **kwargs: Any,
+        ) -> Any:
             # As NBClientEngine.execute_managed_notebook, with the client above.
             kwargs = remove_args(["input_path"], **kwargs)
             safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
             final_kwargs = merge_kwargs(
-                safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"), startup_timeout=start_timeout,
-                kernel_name=kernel_name, log=logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+                safe_kwargs,
+                timeout=execution_timeout or kwargs.get("timeout"),
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
             return Client(nb_man, **final_kwargs).execute()
 
     papermill_engines.register(_ENGINE, Engine)

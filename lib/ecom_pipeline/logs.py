@@ -9,6 +9,7 @@ terminal; its warnings and errors still reach the terminal.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import sys
@@ -53,10 +54,8 @@ def configure() -> None:
 def _keep_leftover() -> None:
     """Lines logged by a command that never chose a folder: kept in ``outputs/logs/``."""
     if _buffer is not None and _buffer.target is None and _buffer.buffer:
-        try:
+        with contextlib.suppress(OSError):  # an unwritable outputs folder is reported by the command itself
             write_embedded_log()
-        except OSError:
-            pass
 
 
 def write_embedded_log(folder: Path | None = None) -> Path | None:

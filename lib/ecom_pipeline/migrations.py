@@ -78,7 +78,8 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
         raise MigrationError(
             f"the role {user} may not create the pipeline's schemas in database {dbname} "
             f"({db.error_line(exc)}): grant it CREATE on the database (grant create on database {dbname} to "
-            f"{user}), or run the pipeline once as the database's owner") from None
+            f"{user}), or run the pipeline once as the database's owner"
+        ) from None
 
 
 def _apply(conn: psycopg.Connection, directory: Path) -> list[int]:
@@ -87,15 +88,12 @@ def _apply(conn: psycopg.Connection, directory: Path) -> list[int]:
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         db.execute_sql(conn, BOOTSTRAP)
-        applied = {
-            row[0]: row[1] for row in conn.execute("select version, checksum from monitoring.schema_migrations")
-        }
+        applied = {row[0]: row[1] for row in conn.execute("select version, checksum from monitoring.schema_migrations")}
         for migration in migrations:
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
                     raise MigrationError(
-                        f"migration {migration.path.name} was changed after it was applied; "
-                        "add a new migration instead"
+                        f"migration {migration.path.name} was changed after it was applied; add a new migration instead"
                     )
                 continue
             try:

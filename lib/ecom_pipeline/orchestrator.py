@@ -25,8 +25,7 @@ import psycopg
 
 from ecom_pipeline import config, db, kernels, logs, migrations, runs
 from ecom_pipeline.exits import Exit
-from ecom_pipeline.params import (OperationsParams, ParamsError, PipelineParams, dump_params, load_params,
-                                  params_file)
+from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, dump_params, load_params, params_file
 
 log = logging.getLogger("ecom_pipeline.run")
 
@@ -66,35 +65,51 @@ class StageOutcome:
 
 # -- arguments ---------------------------------------------------------------
 
+
 def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run the e-commerce pipeline: " + " -> ".join(STAGE_NAMES) + ".",
         epilog="Exit codes: " + ", ".join(f"{c.value} {c.name.lower()}" for c in Exit) + " (docs/operations.md).",
     )
-    parser.add_argument("--params", help="params file, relative to the current folder "
-                                          "(default: the project's params/default.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one parameter, e.g. --set generate.orders=5000 (repeatable)")
-    parser.add_argument("--input", metavar="PATH",
-                        help="run on your own CSV export (a batch folder or a folder of batch folders); "
-                             "skips generation")
+    parser.add_argument(
+        "--params", help="params file, relative to the current folder (default: the project's params/default.yaml)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one parameter, e.g. --set generate.orders=5000 (repeatable)",
+    )
+    parser.add_argument(
+        "--input",
+        metavar="PATH",
+        help="run on your own CSV export (a batch folder or a folder of batch folders); skips generation",
+    )
     parser.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, help="start at this stage")
     parser.add_argument("--to", dest="to_stage", choices=STAGE_NAMES, help="stop after this stage")
-    parser.add_argument("--only", action="append", choices=STAGE_NAMES,
-                        help="run this stage (repeatable; stages run in pipeline order)")
+    parser.add_argument(
+        "--only", action="append", choices=STAGE_NAMES, help="run this stage (repeatable; stages run in pipeline order)"
+    )
     parser.add_argument("--resume", metavar="RUN_ID", help="re-run a failed run from the stage that failed")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the plan (stages, batches, database) and exit, touching nothing")
-    parser.add_argument("--schedule", metavar="CRON",
-                        help='keep running: one run per fire time of the cron expression, e.g. "0 2 * * *", '
-                             "catching up missed ones after downtime (docs/operations.md)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan (stages, batches, database) and exit, touching nothing"
+    )
+    parser.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help='keep running: one run per fire time of the cron expression, e.g. "0 2 * * *", '
+        "catching up missed ones after downtime (docs/operations.md)",
+    )
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     return parser
 
 
-def select_stages(from_stage: str | None = None, to_stage: str | None = None,
-                  only: list[str] | None = None) -> list[Stage]:
+def select_stages(
+    from_stage: str | None = None, to_stage: str | None = None, only: list[str] | None = None
+) -> list[Stage]:
     """The stages to run, in pipeline order."""
     if only and (from_stage or to_stage):
         raise ParamsError("--only cannot be combined with --from or --to")
@@ -104,10 +119,11 @@ def select_stages(from_stage: str | None = None, to_stage: str | None = None,
     stop = STAGE_NAMES.index(to_stage) if to_stage else len(STAGES) - 1
     if stop < start:
         raise ParamsError(f"--to {to_stage} comes before --from {from_stage}")
-    return list(STAGES[start:stop + 1])
+    return list(STAGES[start : stop + 1])
 
 
 # -- progress ----------------------------------------------------------------
+
 
 class Progress:
     """One line per stage: redrawn in place on a terminal, plain log lines otherwise (or under CI)."""
@@ -125,10 +141,14 @@ class Progress:
 
     def finished(self, index: int, outcome: StageOutcome) -> None:
         mark = "ok" if outcome.status == "success" else "FAILED"
-        counts = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
-                           for k, v in outcome.row_counts.items() if not isinstance(v, dict))
+        counts = ", ".join(
+            f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+            for k, v in outcome.row_counts.items()
+            if not isinstance(v, dict)
+        )
         text = f"[{index}/{self.total}] {outcome.stage}: {mark} in {outcome.duration_s:.1f}s" + (
-            f" ({counts})" if counts else "")
+            f" ({counts})" if counts else ""
+        )
         if self.live:
             print("\x1b[2K" + text, file=sys.stderr, flush=True)
         else:
@@ -137,11 +157,14 @@ class Progress:
 
 # -- monitoring records --------------------------------------------------------
 
+
 def _record_run_start(conn, run_id: str, stages: list[Stage], params: PipelineParams, params_file: str) -> None:
     # The lock is ours: any other run still marked running died without saying so.
     conn.execute(
         "update monitoring.pipeline_runs set status = 'failed', error = 'interrupted (process ended without "
-        "finishing)' where status = 'running' and run_id <> %s", (run_id,))
+        "finishing)' where status = 'running' and run_id <> %s",
+        (run_id,),
+    )
     # So did any stage still marked running, this run's own killed attempt (before a resume) included.
     conn.execute("update monitoring.stage_runs set status = 'failed', error = 'interrupted' where status = 'running'")
     conn.execute(
@@ -151,8 +174,13 @@ def _record_run_start(conn, run_id: str, stages: list[Stage], params: PipelinePa
         on conflict (run_id) do update set status = 'running', finished_at = null, duration_s = null,
             error = null, stages = excluded.stages
         """,
-        (run_id, [s.name for s in stages], json.dumps(params.model_dump(mode="json")), params_file,
-         runs.code_version()),
+        (
+            run_id,
+            [s.name for s in stages],
+            json.dumps(params.model_dump(mode="json")),
+            params_file,
+            runs.code_version(),
+        ),
     )
 
 
@@ -188,12 +216,20 @@ def _record_stage_end(conn, run_id: str, attempt: int, outcome: StageOutcome) ->
         set status = %s, finished_at = now(), duration_s = %s, row_counts = %s, error = %s
         where run_id = %s and stage = %s and attempt = %s
         """,
-        (outcome.status, outcome.duration_s, json.dumps(outcome.row_counts, default=str), outcome.error,
-         run_id, outcome.stage, attempt),
+        (
+            outcome.status,
+            outcome.duration_s,
+            json.dumps(outcome.row_counts, default=str),
+            outcome.error,
+            run_id,
+            outcome.stage,
+            attempt,
+        ),
     )
 
 
 # -- executing notebooks -------------------------------------------------------
+
 
 def _failure_text(exc: Exception) -> tuple[str, str]:
     """(short error, failing cell description) from a Papermill exception."""
@@ -214,8 +250,9 @@ def _start_ahead(kernel_name: str) -> list[kernels.Kernel]:
         return []
 
 
-def execute_stage(stage: Stage, run_id: str, params_path: Path, params: PipelineParams,
-                  kernel: kernels.Kernel | None = None) -> StageOutcome:
+def execute_stage(
+    stage: Stage, run_id: str, params_path: Path, params: PipelineParams, kernel: kernels.Kernel | None = None
+) -> StageOutcome:
     """Execute the stage's notebook into the run folder, on ``kernel`` if one was started for it."""
     output = config.run_dir(run_id) / stage.notebook
     started = time.perf_counter()
@@ -233,13 +270,18 @@ def execute_stage(stage: Stage, run_id: str, params_path: Path, params: Pipeline
         )
     except Exception as exc:  # papermill raises many kinds; each is reported the same way
         error, cell = _failure_text(exc)
-        return StageOutcome(stage.name, "failed", time.perf_counter() - started, output,
-                            error=f"{error} (at {cell})")
-    return StageOutcome(stage.name, "success", time.perf_counter() - started, output,
-                        row_counts=runs.load_stage_result(run_id, stage.name))
+        return StageOutcome(stage.name, "failed", time.perf_counter() - started, output, error=f"{error} (at {cell})")
+    return StageOutcome(
+        stage.name,
+        "success",
+        time.perf_counter() - started,
+        output,
+        row_counts=runs.load_stage_result(run_id, stage.name),
+    )
 
 
 # -- the run -------------------------------------------------------------------
+
 
 @dataclass
 class RunPlan:
@@ -264,8 +306,11 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         if "ingest" in summary["planned_stages"] and STAGE_NAMES.index(todo[0].name) > STAGE_NAMES.index("ingest"):
             # From ingest again: it skips the files it has (same sha256) and re-stages any fixed since the
             # failure, which clean and warehouse then take in (with nothing new they have nothing to do).
-            todo = [s for s in STAGES if s.name in summary["planned_stages"]
-                    and STAGE_NAMES.index(s.name) >= STAGE_NAMES.index("ingest")]
+            todo = [
+                s
+                for s in STAGES
+                if s.name in summary["planned_stages"] and STAGE_NAMES.index(s.name) >= STAGE_NAMES.index("ingest")
+            ]
         params_path = run_path / "params.yaml"
         return RunPlan(args.resume, todo, load_params(params_path), params_path, summary["params_source"])
 
@@ -274,11 +319,18 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         absolute = str(config.user_path(params.ingest.input_path))
         params = params.model_copy(update={"ingest": params.ingest.model_copy(update={"input_path": absolute})})
     stages = select_stages(args.from_stage, args.to_stage, args.only)
-    if "ingest" in {s.name for s in stages} and not ("generate" in {s.name for s in stages} and params.generate.enabled):
+    if "ingest" in {s.name for s in stages} and not (
+        "generate" in {s.name for s in stages} and params.generate.enabled
+    ):
         input_batches(params)  # refused now, not by ingest after the migrations
     run_id = args.run_id or runs.new_run_id()
-    return RunPlan(run_id, stages, params, config.run_dir(run_id) / "params.yaml",
-                   str(args.params or config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)))
+    return RunPlan(
+        run_id,
+        stages,
+        params,
+        config.run_dir(run_id) / "params.yaml",
+        str(args.params or config.DEFAULT_PARAMS_FILE.relative_to(config.PROJ_ROOT)),
+    )
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -300,8 +352,9 @@ def input_batches(params: PipelineParams) -> list[Path]:
         raise ParamsError(f"--input: {exc}") from None
     if not batches:
         names = ", ".join(contract.file_name(t) for t in contract.TABLE_ORDER)
-        raise ParamsError(f"--input: {source} holds no batch: a batch is a folder with any of {names} "
-                          "(docs/csv_contract.md)")
+        raise ParamsError(
+            f"--input: {source} holds no batch: a batch is a folder with any of {names} (docs/csv_contract.md)"
+        )
     return batches
 
 
@@ -322,8 +375,12 @@ def describe_plan(plan: RunPlan) -> str:
         from ecom_pipeline import embedded
 
         target = f"the embedded server (data in {embedded.default_pgdata()}; started by the run)"
-    lines = [f"run {plan.run_id} (dry run: nothing was started or written)",
-             f"  params:   {plan.params_source}", f"  database: {target}", "  stages:"]
+    lines = [
+        f"run {plan.run_id} (dry run: nothing was started or written)",
+        f"  params:   {plan.params_source}",
+        f"  database: {target}",
+        "  stages:",
+    ]
     lines += [f"    {i}. {s.name}: {s.purpose}" for i, s in enumerate(plan.stages, start=1)]
     names = {s.name for s in plan.stages}
     if "ingest" in names:
@@ -331,37 +388,56 @@ def describe_plan(plan: RunPlan) -> str:
             lines.append(f"  batches:  the next batch, generated into {config.raw_dir()}")
         else:
             batches = input_batches(plan.params)
-            lines.append(f"  batches:  {len(batches)} in {batches[0].parent if len(batches) > 1 else batches[0]} "
-                         "(files already loaded, same sha256, are skipped)")
+            lines.append(
+                f"  batches:  {len(batches)} in {batches[0].parent if len(batches) > 1 else batches[0]} "
+                "(files already loaded, same sha256, are skipped)"
+            )
             lines += [f"    {b.name}" for b in batches]
     return "\n".join(lines)
 
 
-def _write_summary(plan: RunPlan, status: str, started: dt.datetime, outcomes: list[StageOutcome],
-                   database: str, previous: list[dict[str, Any]], current: str | None = None) -> Path:
+def _write_summary(
+    plan: RunPlan,
+    status: str,
+    started: dt.datetime,
+    outcomes: list[StageOutcome],
+    database: str,
+    previous: list[dict[str, Any]],
+    current: str | None = None,
+) -> Path:
     finished = dt.datetime.now(dt.timezone.utc)
     redone = {o.stage for o in outcomes}
     stage_rows = [s for s in previous if s["stage"] not in redone] + [
-        {"stage": o.stage, "status": o.status, "duration_s": round(o.duration_s, 3), "row_counts": o.row_counts,
-         "notebook": str(o.notebook), "error": o.error}
+        {
+            "stage": o.stage,
+            "status": o.status,
+            "duration_s": round(o.duration_s, 3),
+            "row_counts": o.row_counts,
+            "notebook": str(o.notebook),
+            "error": o.error,
+        }
         for o in outcomes
     ]
     stage_rows.sort(key=lambda s: STAGE_NAMES.index(s["stage"]))
     path = config.run_dir(plan.run_id) / "run_summary.json"
-    runs.write_json(path, {
-        "run_id": plan.run_id,
-        "status": status,
-        "current_stage": current,
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat() if status != "running" else None,
-        "duration_s": round((finished - started).total_seconds(), 3),
-        "params_source": plan.params_source,
-        "planned_stages": sorted({*(s["stage"] for s in previous), *(s.name for s in plan.stages)},
-                                 key=STAGE_NAMES.index),
-        "code_version": runs.code_version(),
-        "database": database,
-        "stages": stage_rows,
-    })
+    runs.write_json(
+        path,
+        {
+            "run_id": plan.run_id,
+            "status": status,
+            "current_stage": current,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat() if status != "running" else None,
+            "duration_s": round((finished - started).total_seconds(), 3),
+            "params_source": plan.params_source,
+            "planned_stages": sorted(
+                {*(s["stage"] for s in previous), *(s.name for s in plan.stages)}, key=STAGE_NAMES.index
+            ),
+            "code_version": runs.code_version(),
+            "database": database,
+            "stages": stage_rows,
+        },
+    )
     return path
 
 
@@ -388,8 +464,9 @@ def execute_run(plan: RunPlan, url: str) -> int:
                     # The summary is kept current, so a run killed outright (SIGKILL, power loss) can be resumed.
                     _write_summary(plan, "running", started, outcomes, database, previous, current=stage.name)
                     progress.started(index, stage)
-                    attempt = _record_stage_start(conn, plan.run_id, stage,
-                                                  config.run_dir(plan.run_id) / stage.notebook)
+                    attempt = _record_stage_start(
+                        conn, plan.run_id, stage, config.run_dir(plan.run_id) / stage.notebook
+                    )
                     kernel = upcoming.pop(0) if upcoming else None  # shut down by its notebook's execution
                     if index < len(plan.stages):
                         upcoming.extend(_start_ahead(plan.params.run.kernel))
@@ -416,7 +493,8 @@ def execute_run(plan: RunPlan, url: str) -> int:
         lost = db.error_line(exc, url)
         raise db.DatabaseUnavailable(
             f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
-            f"python run_all.py --resume {plan.run_id}") from None
+            f"python run_all.py --resume {plan.run_id}"
+        ) from None
     finally:
         for kernel in upcoming:  # started for a stage that will not run
             kernels.shutdown(kernel)
@@ -465,8 +543,9 @@ def check_schedule(args: argparse.Namespace) -> OperationsParams:
     from ecom_pipeline import schedule
 
     if args.resume or args.only or args.from_stage or args.to_stage or args.run_id or args.dry_run:
-        raise ParamsError("--schedule runs whole runs: it cannot be combined with --resume, --only, --from, "
-                          "--to or --dry-run")
+        raise ParamsError(
+            "--schedule runs whole runs: it cannot be combined with --resume, --only, --from, --to or --dry-run"
+        )
     try:
         schedule.check_cron(args.schedule)
     except ValueError as exc:

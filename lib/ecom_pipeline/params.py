@@ -37,15 +37,24 @@ class Effects(Strict):
     pareto_alpha: float = Field(1.2, gt=0, description="shape of customer purchase frequency (smaller = more skewed)")
     category_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "Electronics": 0.30, "Home & Kitchen": 0.22, "Fashion": 0.16, "Sports & Outdoors": 0.10,
-            "Beauty": 0.08, "Books": 0.07, "Toys & Games": 0.07,
+            "Electronics": 0.30,
+            "Home & Kitchen": 0.22,
+            "Fashion": 0.16,
+            "Sports & Outdoors": 0.10,
+            "Beauty": 0.08,
+            "Books": 0.07,
+            "Toys & Games": 0.07,
         },
         description="share of order lines per category",
     )
     payment_mix: dict[str, float] = Field(
         default_factory=lambda: {
-            "credit_card": 0.40, "upi": 0.20, "debit_card": 0.15, "wallet": 0.10,
-            "net_banking": 0.08, "cash_on_delivery": 0.07,
+            "credit_card": 0.40,
+            "upi": 0.20,
+            "debit_card": 0.15,
+            "wallet": 0.10,
+            "net_banking": 0.08,
+            "cash_on_delivery": 0.07,
         },
         description="share of orders per payment method",
     )
@@ -57,7 +66,7 @@ class Effects(Strict):
     return_rate: float = Field(0.04, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _mixes_are_distributions(self) -> "Effects":
+    def _mixes_are_distributions(self) -> Effects:
         for name in ("category_weights", "payment_mix", "discount_mix"):
             mix = getattr(self, name)
             if not mix or any(v < 0 for v in mix.values()) or abs(sum(mix.values()) - 1) > 1e-6:
@@ -94,37 +103,51 @@ class IngestParams(Strict):
 
 class CleanParams(Strict):
     tolerance: float = Field(0.01, ge=0, description="allowed difference of line_total and total_amount")
-    future_tolerance_hours: int = Field(24, ge=0, description="dates and timestamps this far past now are still accepted")
+    future_tolerance_hours: int = Field(
+        24, ge=0, description="dates and timestamps this far past now are still accepted"
+    )
     earliest_date: dt.date = Field(dt.date(1970, 1, 1), description="dates and timestamps before this are quarantined")
     max_key_length: int = Field(100, ge=10, le=1000, description="longer ids (and categories) are quarantined")
     release_window_days: int = Field(30, ge=0, description="rows held for a missing parent are retried this long")
     bulk_rows: int = Field(50_000, ge=0, description="batches this large re-validate foreign keys in one pass")
-    slices: int | None = Field(None, ge=1, le=64,
-                               description="parallel slices that type and check a large batch's rows; "
-                                           "default: the machine's cores")
+    slices: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="parallel slices that type and check a large batch's rows; default: the machine's cores",
+    )
     slice_rows: int = Field(100_000, ge=0, description="batches with fewer staged rows are checked in one slice")
 
 
 class WarehouseParams(Strict):
     holiday_country: str = Field("US", min_length=2, description="public holidays in dim_date (ISO country code)")
     date_horizon_days: int = Field(365, ge=0, description="days dim_date reaches past the newest order")
-    bulk_rows: int = Field(50_000, ge=0, description="unused since the warehouse keeps no foreign keys to drop "
-                                                     "(readers never wait); accepted so earlier params files load")
-    bi_personal_data: bool = Field(False, description="customers' names and e-mail in bi.customer_personal_data, "
-                                                      "readable by the BI role; off: not in bi at all")
+    bulk_rows: int = Field(
+        50_000,
+        ge=0,
+        description="unused since the warehouse keeps no foreign keys to drop "
+        "(readers never wait); accepted so earlier params files load",
+    )
+    bi_personal_data: bool = Field(
+        False,
+        description="customers' names and e-mail in bi.customer_personal_data, "
+        "readable by the BI role; off: not in bi at all",
+    )
 
 
 class QualityParams(Strict):
     fail_on: list[Literal["error", "warn"]] = Field(["error"], description="severities whose failures stop the run")
     workers: int = Field(2, ge=1, le=8, description="checks run at once, each on a connection of its own")
-    max_rejected_share: float = Field(0.01, ge=0, le=1,
-                                      description="a file of the latest load with more of its lines rejected stops the run")
+    max_rejected_share: float = Field(
+        0.01, ge=0, le=1, description="a file of the latest load with more of its lines rejected stops the run"
+    )
 
 
 class AnalyticsParams(Strict):
     top_products: int = Field(20, ge=1, description="products in the top-products analysis")
     export_formats: list[Literal["csv", "parquet"]] = Field(
-        ["csv", "parquet"], description="formats of the warehouse export for BI tools; [] turns it off")
+        ["csv", "parquet"], description="formats of the warehouse export for BI tools; [] turns it off"
+    )
 
 
 class MonitoringParams(Strict):
@@ -134,11 +157,17 @@ class MonitoringParams(Strict):
     duration_factor: float = Field(2.0, gt=1, description="warning when a run takes this many times the median")
     max_event_lag_hours: float = Field(48.0, gt=0, description="newest order against the end of its batch's day")
     max_load_lag_hours: float = Field(26.0, gt=0, description="newest load of each layer against now")
-    volume_threshold: float = Field(3.5, gt=0, description="robust z-score (median, MAD) beyond which rows are anomalous")
+    volume_threshold: float = Field(
+        3.5, gt=0, description="robust z-score (median, MAD) beyond which rows are anomalous"
+    )
     quality_drop: float = Field(5.0, gt=0, description="points below the median score that count as degradation")
     connect_timeout_s: int = Field(5, ge=1)
-    lock_timeout_ms: int = Field(500, ge=1, description="a section waiting longer for a lock is reported, not waited for")
-    statement_timeout_s: float = Field(10.0, gt=0, description="a section query running longer is cancelled and reported")
+    lock_timeout_ms: int = Field(
+        500, ge=1, description="a section waiting longer for a lock is reported, not waited for"
+    )
+    statement_timeout_s: float = Field(
+        10.0, gt=0, description="a section query running longer is cancelled and reported"
+    )
     resend_after_hours: float = Field(24.0, ge=0, description="a persisting alert is sent again after this long")
     sink_timeout_s: float = Field(10.0, gt=0, description="per webhook or SMTP attempt")
 
@@ -207,8 +236,9 @@ def suggest(name: str, known: list[str]) -> str:
     """`` (did you mean X?)`` for the closest known name, or nothing."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if not close:  # a right key in the wrong section, or without one
-        leaves = difflib.get_close_matches(name.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known],
-                                           n=1, cutoff=0.8)
+        leaves = difflib.get_close_matches(
+            name.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known], n=1, cutoff=0.8
+        )
         close = [k for k in known if k.rsplit(".", 1)[-1] == leaves[0]][:1] if leaves else []
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -219,8 +249,9 @@ def _describe_errors(exc: ValidationError, source: str, overridden: dict[str, st
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        key = next((k for k in overridden if k == where or k.startswith(where + ".") or where.startswith(k + ".")),
-                   None)
+        key = next(
+            (k for k in overridden if k == where or k.startswith(where + ".") or where.startswith(k + ".")), None
+        )
         origin = f"--set {key}" if key else f"{source}: {where}"
         if err["type"] == "extra_forbidden":
             lines.append(f"  {origin}: unknown parameter{suggest(key or where, known)}")

@@ -23,8 +23,8 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from croniter import croniter
 
@@ -44,14 +44,20 @@ def _now() -> dt.datetime:
 def check_cron(cron: str) -> None:
     """ValueError, with an example, unless ``cron`` is a cron expression."""
     if not croniter.is_valid(cron):
-        raise ValueError(f"not a cron expression: {cron!r} (e.g. \"0 2 * * *\" for 02:00 every day)")
+        raise ValueError(f'not a cron expression: {cron!r} (e.g. "0 2 * * *" for 02:00 every day)')
 
 
 class Scheduler:
     """Slots of a cron expression, the ones due now, and the loop that runs them."""
 
-    def __init__(self, cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int,
-                 clock: Callable[[], dt.datetime] = _now, state: Path | None = None) -> None:
+    def __init__(
+        self,
+        cron: str,
+        run_slot: Callable[[dt.datetime], int],
+        max_catch_up: int,
+        clock: Callable[[], dt.datetime] = _now,
+        state: Path | None = None,
+    ) -> None:
         check_cron(cron)
         self.cron, self.run_slot, self.max_catch_up, self.clock = cron, run_slot, max_catch_up, clock
         self.state = state or state_path()
@@ -75,9 +81,14 @@ class Scheduler:
         while (slot := it.get_next(dt.datetime)) <= now:
             slots.append(slot)
         if len(slots) > self.max_catch_up:
-            log.warning("schedule: %d slots were missed; running the newest %d, skipping %s to %s", len(slots),
-                        self.max_catch_up, slots[0], slots[-self.max_catch_up - 1])
-            slots = slots[-self.max_catch_up:]
+            log.warning(
+                "schedule: %d slots were missed; running the newest %d, skipping %s to %s",
+                len(slots),
+                self.max_catch_up,
+                slots[0],
+                slots[-self.max_catch_up - 1],
+            )
+            slots = slots[-self.max_catch_up :]
         return slots
 
     def next_fire(self) -> dt.datetime:

@@ -14,8 +14,15 @@ from typing import Any
 
 import websocket
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--no-first-run", "--no-default-browser-check", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--hide-scrollbars",
+]
 
 
 def chromium_path() -> str | None:
@@ -35,12 +42,21 @@ class Browser:
         self.profile = tempfile.TemporaryDirectory()
         self.port = _free_port()
         self.process = subprocess.Popen(
-            [chromium_path(), *CHROMIUM_FLAGS, f"--remote-debugging-port={self.port}",
-             f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                chromium_path(),
+                *CHROMIUM_FLAGS,
+                f"--remote-debugging-port={self.port}",
+                f"--user-data-dir={self.profile.name}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.page = Page(self._page_socket())
-        self.page.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                       mobile=False)
+        self.page.send(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
 
     def _page_socket(self, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
@@ -65,7 +81,7 @@ class Browser:
             self.process.kill()
         self.profile.cleanup()
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,8 +95,9 @@ class Page:
         self.events: list[dict[str, Any]] = []
         for domain in ("Runtime", "Log", "Network", "Page"):
             self.send(f"{domain}.enable")
-        self.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1,
-                  uploadThroughput=-1)
+        self.send(
+            "Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1
+        )
 
     def send(self, method: str, **params: Any) -> dict[str, Any]:
         self.next_id += 1
@@ -130,8 +147,7 @@ class Page:
         import base64
 
         width, height = self.evaluate("[window.innerWidth, document.documentElement.scrollHeight]")
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                  mobile=False)
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         time.sleep(0.5)
         shot = self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))

@@ -10,14 +10,15 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cdp import Browser, chromium_path
+
 from ecom_pipeline import dashboard, db, migrations
 from ecom_pipeline.params import AnalyticsParams, CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import analytics, clean, generate, ingest, warehouse
 
-pytestmark = pytest.mark.skipif(chromium_path() is None,
-                                reason="Chromium is not installed (Debian: apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None, reason="Chromium is not installed (Debian: apt-get install chromium)"
+)
 
 STORE = GenerateParams(orders=20_000, customers=4000, products=200, days=365, seed=7)
 
@@ -61,14 +62,16 @@ def test_every_chart_renders_offline_without_console_errors(page_file, tmp_path)
                 const plots = [...document.querySelectorAll('#{name} .js-plotly-plot')];
                 const fits = p => {{  // drawn at the width of its box on the shown page, not wider
                     const svg = p.querySelector('svg.main-svg'), box = p.parentElement.getBoundingClientRect();
-                    return svg && svg.getBoundingClientRect().width > 300 && svg.getBoundingClientRect().right <= box.right;
+                    const drawn = svg && svg.getBoundingClientRect();
+                    return drawn && drawn.width > 300 && drawn.right <= box.right;
                 }};
                 const ok = plots.filter(fits);
                 return ok.length === {expected} ? ok.map(p => p.id) : null;
             }})()""")
             assert drawn == [f"{name}-{chart}" for chart in meta["charts"][name]]
-            hidden = page.evaluate("[...document.querySelectorAll('section.page')].filter(s => !s.hidden)"
-                                   ".map(s => s.id)")
+            hidden = page.evaluate(
+                "[...document.querySelectorAll('section.page')].filter(s => !s.hidden).map(s => s.id)"
+            )
             assert hidden == [name]
             page.screenshot(shots / f"dashboard_{name}.png")
             assert (shots / f"dashboard_{name}.png").stat().st_size > 20_000
@@ -81,8 +84,9 @@ def test_category_selector_switches_the_trend(page_file):
         page = browser.page
         page.open(page_file)
         page.wait_for("document.querySelector('#executive-monthly_trend svg.main-svg') !== null")
-        visible = ("document.getElementById('executive-monthly_trend').data"
-                   ".filter(t => t.visible !== false).map(t => t.name)")
+        visible = (
+            "document.getElementById('executive-monthly_trend').data.filter(t => t.visible !== false).map(t => t.name)"
+        )
         assert page.evaluate(visible) == ["Revenue", "Orders"]
         page.click("#executive-monthly_trend .updatemenu-header-group")
         page.click("#executive-monthly_trend .updatemenu-dropdown-button:nth-of-type(2)")

@@ -21,12 +21,15 @@ def build_small_warehouse(url: str) -> None:
     """Dimensions from the warehouse's own SQL, the hand-made rows, then the aggregates as a load builds them."""
     with db.connection(url) as conn, conn.transaction():
         conn.execute("set local timezone to 'UTC'")
-        db.run_sql_file(conn, "warehouse/dim_status.sql", {"statuses": list(catalogue.ORDER_STATUSES),
-                                                           "revenue_statuses": list(catalogue.REVENUE_STATUSES)})
-        db.run_sql_file(conn, "warehouse/dim_payment_method.sql",
-                        {"payment_methods": list(catalogue.PAYMENT_METHODS)})
-        db.run_sql_file(conn, "warehouse/dim_date.sql",
-                        {"first_date": "2025-01-01", "last_date": "2025-03-31", "holidays": "[]"})
+        db.run_sql_file(
+            conn,
+            "warehouse/dim_status.sql",
+            {"statuses": list(catalogue.ORDER_STATUSES), "revenue_statuses": list(catalogue.REVENUE_STATUSES)},
+        )
+        db.run_sql_file(conn, "warehouse/dim_payment_method.sql", {"payment_methods": list(catalogue.PAYMENT_METHODS)})
+        db.run_sql_file(
+            conn, "warehouse/dim_date.sql", {"first_date": "2025-01-01", "last_date": "2025-03-31", "holidays": "[]"}
+        )
         db.execute_sql(conn, SMALL_WAREHOUSE.read_text())
         for agg in ("agg_daily_sales", "agg_product_performance", "agg_customer_metrics"):
             db.run_sql_file(conn, f"warehouse/{agg}.sql")
@@ -47,23 +50,34 @@ def _records(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
 def test_kpis(small):
     kpis = small[1].kpis
     assert kpis == {
-        "revenue": 1276.0, "profit": 303.0, "margin": 0.2375, "orders": 4, "avg_order_value": 319.0, "items": 11,
-        "customers": 2, "orders_placed": 6, "cancelled_orders": 1, "returned_orders": 1,
-        "first_date": "2025-01-04", "last_date": "2025-03-03",
+        "revenue": 1276.0,
+        "profit": 303.0,
+        "margin": 0.2375,
+        "orders": 4,
+        "avg_order_value": 319.0,
+        "items": 11,
+        "customers": 2,
+        "orders_placed": 6,
+        "cancelled_orders": 1,
+        "returned_orders": 1,
+        "first_date": "2025-01-04",
+        "last_date": "2025-03-03",
     }
 
 
 def test_top_products_keeps_the_top_n_by_revenue(small):
     top = small[1].frames["top_products"]
     assert _records(top, ["revenue_rank", "product_id", "revenue", "sub_category"]) == [
-        (1, "P1", 1000.0, "Laptops"), (2, "P3", 150.0, "Shirts")]
+        (1, "P1", 1000.0, "Laptops"),
+        (2, "P3", 150.0, "Shirts"),
+    ]
 
 
 def test_monthly_trend(small):
     months = small[1].frames["monthly_trend"]
-    assert _records(months, ["orders_placed", "orders", "revenue", "customers", "cancelled_orders",
-                             "returned_orders"]) == [(2, 2, 1136.0, 2, 0, 0), (2, 1, 50.0, 1, 1, 0),
-                                                     (2, 1, 90.0, 1, 0, 1)]
+    assert _records(
+        months, ["orders_placed", "orders", "revenue", "customers", "cancelled_orders", "returned_orders"]
+    ) == [(2, 2, 1136.0, 2, 0, 0), (2, 1, 50.0, 1, 1, 0), (2, 1, 90.0, 1, 0, 1)]
     assert [str(m) for m in months["month"]] == ["2025-01-01", "2025-02-01", "2025-03-01"]
 
 
@@ -81,26 +95,36 @@ def test_category_performance_counts_every_line_and_revenue_statuses_only(small)
 def test_payment_mix(small):
     mix = small[1].frames["payment_mix"]
     assert _records(mix, ["payment_method", "orders_placed", "order_share", "revenue", "cancel_rate"]) == [
-        ("credit_card", 3, 0.5, 1176.0, 0.0), ("cash_on_delivery", 1, 0.1667, 0.0, 1.0),
-        ("debit_card", 1, 0.1667, 0.0, 0.0), ("upi", 1, 0.1667, 100.0, 0.0)]
+        ("credit_card", 3, 0.5, 1176.0, 0.0),
+        ("cash_on_delivery", 1, 0.1667, 0.0, 1.0),
+        ("debit_card", 1, 0.1667, 0.0, 0.0),
+        ("upi", 1, 0.1667, 100.0, 0.0),
+    ]
 
 
 def test_region_revenue_uses_where_the_customer_lived(small):
     regions = small[1].frames["region_revenue"]
     assert _records(regions, ["region", "state", "customers", "orders", "revenue", "revenue_share"]) == [
-        ("Northeast", "NY", 1, 2, 1086.0, 0.8511), ("West", "CA", 1, 2, 190.0, 0.1489)]
+        ("Northeast", "NY", 1, 2, 1086.0, 0.8511),
+        ("West", "CA", 1, 2, 190.0, 0.1489),
+    ]
 
 
 def test_spend_bands_include_customers_who_never_paid(small):
     bands = small[1].frames["spend_bands"]
     assert _records(bands, ["spend_band", "customers", "revenue"]) == [
-        ("no purchase", 2, 0.0), ("100 to 500", 1, 190.0), ("1,000 to 5,000", 1, 1086.0)]
+        ("no purchase", 2, 0.0),
+        ("100 to 500", 1, 190.0),
+        ("1,000 to 5,000", 1, 1086.0),
+    ]
 
 
 def test_lifetime_value_deciles_and_pareto_curve(small):
     frames = small[1].frames
     assert _records(frames["customer_lifetime_value"], ["decile", "customers", "avg_value", "cumulative_share"]) == [
-        (1, 1, 1086.0, 0.8511), (2, 1, 190.0, 1.0)]
+        (1, 1, 1086.0, 0.8511),
+        (2, 1, 190.0, 1.0),
+    ]
     curve = frames["customer_pareto"].set_index("customer_share")
     assert curve.loc[0.5, "top_customers"] == 1 and curve.loc[0.5, "revenue_share"] == 0.8511
     assert curve.loc[0.55, "top_customers"] == 2 and curve.loc[1.0, "revenue_share"] == 1.0
@@ -108,27 +132,37 @@ def test_lifetime_value_deciles_and_pareto_curve(small):
 
 def test_rfm_segments(small):
     segments = small[1].frames["rfm_segments"]
-    assert _records(segments, ["rfm_segment", "customers", "revenue"]) == [("Potential", 1, 1086.0),
-                                                                          ("Champions", 1, 190.0)]
+    assert _records(segments, ["rfm_segment", "customers", "revenue"]) == [
+        ("Potential", 1, 1086.0),
+        ("Champions", 1, 190.0),
+    ]
 
 
 def test_cohort_retention(small):
     cohorts = small[1].frames["cohort_retention"]
     assert _records(cohorts, ["months_since", "customers", "cohort_size", "retention"]) == [
-        (0, 2, 2, 1.0), (1, 1, 2, 0.5), (2, 1, 2, 0.5)]
+        (0, 2, 2, 1.0),
+        (1, 1, 2, 0.5),
+        (2, 1, 2, 0.5),
+    ]
     assert set(map(str, cohorts["cohort_month"])) == {"2025-01-01"}
 
 
 def test_product_profitability(small):
     products = small[1].frames["product_profitability"]
     assert _records(products, ["profit_rank", "product_id", "profit", "margin"]) == [
-        (1, "P1", 200.0, 0.2), (2, "P3", 75.0, 0.5), (3, "P2", 28.0, 0.2222)]
+        (1, "P1", 200.0, 0.2),
+        (2, "P3", 75.0, 0.5),
+        (3, "P2", 28.0, 0.2222),
+    ]
 
 
 def test_discount_impact(small):
     lines = small[1].frames["discount_impact"]
     assert _records(lines, ["discount_pct", "lines", "units_per_line", "discount_given", "revenue", "profit"]) == [
-        (0, 3, 1.333, 0.0, 1150.0, 275.0), (10, 2, 3.5, 14.0, 126.0, 28.0)]
+        (0, 3, 1.333, 0.0, 1150.0, 275.0),
+        (10, 2, 3.5, 14.0, 126.0, 28.0),
+    ]
 
 
 def test_day_of_week_averages_over_the_days_covered(small):
@@ -143,7 +177,10 @@ def test_day_of_week_averages_over_the_days_covered(small):
 def test_seasonality_is_per_day_of_each_month(small):
     months = small[1].frames["seasonality"]
     assert _records(months, ["month", "days", "revenue", "revenue_per_day"]) == [
-        (1, 28, 1136.0, 40.57), (2, 28, 50.0, 1.79), (3, 3, 90.0, 30.0)]
+        (1, 28, 1136.0, 40.57),
+        (2, 28, 50.0, 1.79),
+        (3, 3, 90.0, 30.0),
+    ]
 
 
 def test_insights_are_computed_from_the_results(small):
@@ -169,8 +206,9 @@ def test_bi_views_agree_with_the_warehouse(small):
     with db.connection(url) as conn:
         revenue, lines = conn.execute("select sum(revenue), count(*) from bi.sales").fetchone()
         customers = conn.execute("select count(*) from bi.customers where orders > 0").fetchone()[0]
-        product = conn.execute("select product_name, category, revenue from bi.products where revenue_rank = 1"
-                               ).fetchone()
+        product = conn.execute(
+            "select product_name, category, revenue from bi.products where revenue_rank = 1"
+        ).fetchone()
         days = conn.execute("select sum(revenue) from bi.daily_sales").fetchone()[0]
     assert (float(revenue), lines, customers, float(days)) == (result.kpis["revenue"], 7, 2, result.kpis["revenue"])
     assert product[:2] == ("Voltix Laptop Pro", "Electronics")
@@ -234,8 +272,11 @@ def test_insights_recover_the_generators_effects(generated):
     # Seasonality: the busiest month and its height against the average month, as the generator's own
     # daily volume model predicts them over the same days.
     days = pd.date_range(manifest["first_day"], manifest["last_day"])
-    weights = generate._daily_weights(((days - pd.Timestamp("1970-01-01")).days).to_numpy(),
-                                      int((days[0] - pd.Timestamp("1970-01-01")).days), GenerateParams().effects)
+    weights = generate._daily_weights(
+        ((days - pd.Timestamp("1970-01-01")).days).to_numpy(),
+        int((days[0] - pd.Timestamp("1970-01-01")).days),
+        GenerateParams().effects,
+    )
     per_month = pd.Series(weights, index=days).groupby(days.month).mean()
     peak = found["seasonal_peak"]["orders_peak_month"]
     assert peak in effects["peak_months"]

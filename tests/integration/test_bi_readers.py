@@ -64,7 +64,7 @@ def _load_while_reading(url: str, folder) -> tuple[Reader, tuple, tuple]:
 @pytest.mark.slow
 def test_bi_readers_see_the_last_published_state_and_never_wait(migrated_db, tmp_path):
     raw = tmp_path / "raw"
-    for load in range(2):
+    for _ in range(2):  # a large first batch, then a large second one
         folder = generate.generate_next_batch(STORE, raw).path
         reader, before, after = _load_while_reading(migrated_db, folder)
         assert reader.errors == [], reader.errors

@@ -9,8 +9,7 @@ from ecom_pipeline import db, dictionary
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, generate, ingest, warehouse
 
-PERSONAL = ("first_name", "last_name", "full_name", "customer_name", "email", "phone", "address",
-            "shipping_address")
+PERSONAL = ("first_name", "last_name", "full_name", "customer_name", "email", "phone", "address", "shipping_address")
 BI_COLUMNS = """
 select c.relname, a.attname, obj_description(c.oid, 'pg_class'), col_description(c.oid, a.attnum)
 from pg_class as c
@@ -28,7 +27,8 @@ def test_the_data_dictionary_is_the_database_s_comments(migrated_db):
     with db.connection(migrated_db, autocommit=True) as conn:
         rendered = dictionary.render(conn)
     assert rendered == (REPO / "docs" / "data_dictionary.md").read_text(), (
-        "docs/data_dictionary.md is out of date: python -m ecom_pipeline.dictionary")
+        "docs/data_dictionary.md is out of date: python -m ecom_pipeline.dictionary"
+    )
 
 
 def test_every_bi_view_and_column_is_described_and_none_is_personal(migrated_db):
@@ -61,9 +61,12 @@ def test_the_star_joins_on_its_keys_to_the_flat_view_s_numbers(migrated_db, tmp_
         """).fetchone()
         assert flat[0] > 0 and star == flat
         by_region = conn.execute("select region, sum(revenue) from bi.sales group by 1 order by 1").fetchall()
-        assert conn.execute("""
+        assert (
+            conn.execute("""
             select c.region, sum(f.revenue) from bi.fact_sales as f join bi.dim_customer as c using (customer_key)
-            group by 1 order by 1""").fetchall() == by_region
+            group by 1 order by 1""").fetchall()
+            == by_region
+        )
         assert conn.execute("select to_regclass('bi.customer_personal_data')").fetchone()[0] is None
 
 
@@ -73,11 +76,13 @@ def test_personal_data_is_in_bi_only_while_the_parameter_is_on(migrated_db, tmp_
         names = conn.execute("select count(*), count(email) from bi.customer_personal_data").fetchone()
         customers = conn.execute("select count(*) from warehouse.dim_customer where customer_key > 0").fetchone()[0]
         assert names == (customers, customers) and customers > 0
-        assert conn.execute("select has_table_privilege('ecom_bi', 'bi.customer_personal_data', 'select')"
-                            ).fetchone()[0]
+        assert conn.execute("select has_table_privilege('ecom_bi', 'bi.customer_personal_data', 'select')").fetchone()[
+            0
+        ]
     warehouse.load(migrated_db, "r2", WarehouseParams(bi_personal_data=False))
     with psycopg.connect(migrated_db) as conn:
         assert conn.execute("select to_regclass('bi.customer_personal_data')").fetchone()[0] is None
         assert conn.execute("select has_table_privilege('ecom_bi', 'bi.sales', 'select')").fetchone()[0]
-        assert not conn.execute("select has_table_privilege('ecom_bi', 'warehouse.dim_customer', 'select')"
-                                ).fetchone()[0]
+        assert not conn.execute("select has_table_privilege('ecom_bi', 'warehouse.dim_customer', 'select')").fetchone()[
+            0
+        ]

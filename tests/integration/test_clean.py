@@ -29,15 +29,20 @@ def _rows(url: str, sql: str, *args) -> list[tuple]:
 
 
 def _quarantine(url: str) -> dict[tuple[str, str], list[str]]:
-    return {(t, k): sorted(r) for t, k, r in _rows(
-        url, "select source_table, natural_key, reasons from production.quarantine")}
+    return {
+        (t, k): sorted(r)
+        for t, k, r in _rows(url, "select source_table, natural_key, reasons from production.quarantine")
+    }
 
 
 def _snapshot(url: str) -> dict[str, list[tuple]]:
     tables = [f"production.{t}" for t in contract.TABLE_ORDER]
     out = {t: _rows(url, f"select * from {t} order by 1") for t in tables}
-    out["quarantine"] = _rows(url, "select batch_id, source_table, source_line, natural_key, reasons, raw_values "
-                                   "from production.quarantine order by 1, 2, 3")
+    out["quarantine"] = _rows(
+        url,
+        "select batch_id, source_table, source_line, natural_key, reasons, raw_values "
+        "from production.quarantine order by 1, 2, 3",
+    )
     return out
 
 
@@ -69,59 +74,68 @@ def _edit(folder: Path, table: str, key: str, **values: str) -> None:
 def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
     counts = _stage_and_clean(migrated_db, batch.parent)
     assert counts.set_index("table")["inserted"].to_dict() == {
-        "customers": 3, "products": 2, "orders": 3, "order_items": 3}
+        "customers": 3,
+        "products": 2,
+        "orders": 3,
+        "order_items": 3,
+    }
     assert counts[["quarantined", "duplicates", "stale", "updated"]].to_numpy().sum() == 0
-    assert _rows(migrated_db, "select first_name, address from production.customers where customer_id = 'CUST-2'"
-                 ) == [("Jürgen", "7 Elm Rd")]
-    assert _rows(migrated_db, "select order_date::text, total_amount::text from production.orders "
-                              "where order_id = 'ORD-3'") == [("2025-03-01 08:00:00+00", "80.91")]
+    assert _rows(migrated_db, "select first_name, address from production.customers where customer_id = 'CUST-2'") == [
+        ("Jürgen", "7 Elm Rd")
+    ]
+    assert _rows(
+        migrated_db, "select order_date::text, total_amount::text from production.orders where order_id = 'ORD-3'"
+    ) == [("2025-03-01 08:00:00+00", "80.91")]
 
 
-@pytest.mark.parametrize("table, key, values, reasons", [
-    ("customers", "CUST-1", {"email": "ana.souza(at)example.com"}, ["INVALID_EMAIL"]),
-    ("customers", "CUST-1", {"email": "ana@.example.com"}, ["INVALID_EMAIL"]),
-    ("customers", "CUST-1", {"registration_date": "2024-02-30"}, ["MALFORMED_DATE"]),
-    ("customers", "CUST-1", {"updated_at": "2024-11-02T25:00:00"}, ["MALFORMED_DATE"]),
-    ("customers", "CUST-1", {"first_name": "   "}, ["MISSING_VALUE"]),
-    ("customers", "CUST-9", {"email": " Chloe@Example.COM "}, ["DUPLICATE_EMAIL"]),
-    ("products", "SKU-A", {"price": "89,90"}, ["MALFORMED_NUMBER"]),
-    ("products", "SKU-A", {"cost": "95.00"}, ["COST_ABOVE_PRICE"]),
-    ("products", "SKU-A", {"price": "0", "cost": "0"}, ["NEGATIVE_AMOUNT"]),
-    ("products", "SKU-A", {"stock_quantity": "many"}, ["MALFORMED_NUMBER"]),
-    ("orders", "ORD-1", {"status": "lost"}, ["INVALID_STATUS"]),
-    ("orders", "ORD-1", {"payment_method": "bitcoin"}, ["INVALID_PAYMENT_METHOD"]),
-    ("orders", "ORD-1", {"customer_id": "CUST-404"}, ["ORPHAN_CUSTOMER"]),
-    ("orders", "ORD-1", {"order_date": "2099-01-01T00:00:00"}, ["FUTURE_DATE"]),
-    ("orders", "ORD-3", {"order_date": "2025-01-02T00:00:00"}, ["BEFORE_REGISTRATION"]),
-    ("orders", "ORD-1", {"total_amount": "170.00"}, ["TOTAL_MISMATCH"]),
-    ("orders", "ORD-1", {"order_date": "27/02/2025"}, ["MALFORMED_DATE"]),
-    ("orders", "ORD-1", {"total_amount": "-179.80"}, ["NEGATIVE_AMOUNT", "TOTAL_MISMATCH"]),
-    ("order_items", "ITEM-1", {"quantity": "0"}, ["INVALID_QUANTITY", "LINE_TOTAL_MISMATCH"]),
-    ("order_items", "ITEM-3", {"discount_percentage": "150"}, ["INVALID_DISCOUNT", "LINE_TOTAL_MISMATCH"]),
-    ("order_items", "ITEM-1", {"product_id": "SKU-X"}, ["ORPHAN_PRODUCT"]),
-    ("order_items", "ITEM-9", {"order_id": "ORD-X"}, ["ORPHAN_ORDER"]),
-    ("order_items", "ITEM-2", {"unit_price": "1O9.00"}, ["MALFORMED_NUMBER"]),
-    # Text a loose pattern would pass but PostgreSQL's casts (or the column's precision) refuse.
-    ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00+99:99"}, ["MALFORMED_DATE"]),
-    ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00-16:00"}, ["MALFORMED_DATE"]),
-    ("orders", "ORD-1", {"updated_at": "0000-02-28T10:00:00"}, ["MALFORMED_DATE"]),
-    ("customers", "CUST-1", {"registration_date": "0000-01-01"}, ["MALFORMED_DATE"]),
-    ("order_items", "ITEM-3", {"discount_percentage": "1000"}, ["MALFORMED_NUMBER"]),
-    ("order_items", "ITEM-1", {"quantity": "\u0662"}, ["MALFORMED_NUMBER"]),  # an Arabic-Indic 2
-    ("order_items", "ITEM-1", {"quantity": "2147483648"}, ["MALFORMED_NUMBER"]),
-    ("products", "SKU-A", {"stock_quantity": "9999999999"}, ["MALFORMED_NUMBER"]),
-    # Every date and timestamp column is judged against now and the earliest accepted date.
-    ("customers", "CUST-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
-    ("customers", "CUST-1", {"registration_date": "2099-01-01"}, ["FUTURE_DATE"]),
-    ("products", "SKU-A", {"updated_at": "9999-12-31T23:59:59"}, ["FUTURE_DATE"]),
-    ("orders", "ORD-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
-    ("orders", "ORD-1", {"order_date": "1969-12-31T00:00:00"}, ["BEFORE_REGISTRATION", "DATE_TOO_EARLY"]),
-    ("products", "SKU-A", {"updated_at": "1900-01-01T00:00:00Z"}, ["DATE_TOO_EARLY"]),
-    # Values too long for a key (an index entry holds about 2,700 bytes).
-    ("products", "SKU-A", {"category": "x" * 101}, ["VALUE_TOO_LONG"]),
-    ("orders", "ORD-1", {"customer_id": "C" * 3000}, ["ORPHAN_CUSTOMER", "VALUE_TOO_LONG"]),
-    ("customers", "CUST-1", {"email": "a@b.c" + "d" * 300}, ["INVALID_EMAIL"]),
-])
+@pytest.mark.parametrize(
+    "table, key, values, reasons",
+    [
+        ("customers", "CUST-1", {"email": "ana.souza(at)example.com"}, ["INVALID_EMAIL"]),
+        ("customers", "CUST-1", {"email": "ana@.example.com"}, ["INVALID_EMAIL"]),
+        ("customers", "CUST-1", {"registration_date": "2024-02-30"}, ["MALFORMED_DATE"]),
+        ("customers", "CUST-1", {"updated_at": "2024-11-02T25:00:00"}, ["MALFORMED_DATE"]),
+        ("customers", "CUST-1", {"first_name": "   "}, ["MISSING_VALUE"]),
+        ("customers", "CUST-9", {"email": " Chloe@Example.COM "}, ["DUPLICATE_EMAIL"]),
+        ("products", "SKU-A", {"price": "89,90"}, ["MALFORMED_NUMBER"]),
+        ("products", "SKU-A", {"cost": "95.00"}, ["COST_ABOVE_PRICE"]),
+        ("products", "SKU-A", {"price": "0", "cost": "0"}, ["NEGATIVE_AMOUNT"]),
+        ("products", "SKU-A", {"stock_quantity": "many"}, ["MALFORMED_NUMBER"]),
+        ("orders", "ORD-1", {"status": "lost"}, ["INVALID_STATUS"]),
+        ("orders", "ORD-1", {"payment_method": "bitcoin"}, ["INVALID_PAYMENT_METHOD"]),
+        ("orders", "ORD-1", {"customer_id": "CUST-404"}, ["ORPHAN_CUSTOMER"]),
+        ("orders", "ORD-1", {"order_date": "2099-01-01T00:00:00"}, ["FUTURE_DATE"]),
+        ("orders", "ORD-3", {"order_date": "2025-01-02T00:00:00"}, ["BEFORE_REGISTRATION"]),
+        ("orders", "ORD-1", {"total_amount": "170.00"}, ["TOTAL_MISMATCH"]),
+        ("orders", "ORD-1", {"order_date": "27/02/2025"}, ["MALFORMED_DATE"]),
+        ("orders", "ORD-1", {"total_amount": "-179.80"}, ["NEGATIVE_AMOUNT", "TOTAL_MISMATCH"]),
+        ("order_items", "ITEM-1", {"quantity": "0"}, ["INVALID_QUANTITY", "LINE_TOTAL_MISMATCH"]),
+        ("order_items", "ITEM-3", {"discount_percentage": "150"}, ["INVALID_DISCOUNT", "LINE_TOTAL_MISMATCH"]),
+        ("order_items", "ITEM-1", {"product_id": "SKU-X"}, ["ORPHAN_PRODUCT"]),
+        ("order_items", "ITEM-9", {"order_id": "ORD-X"}, ["ORPHAN_ORDER"]),
+        ("order_items", "ITEM-2", {"unit_price": "1O9.00"}, ["MALFORMED_NUMBER"]),
+        # Text a loose pattern would pass but PostgreSQL's casts (or the column's precision) refuse.
+        ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00+99:99"}, ["MALFORMED_DATE"]),
+        ("orders", "ORD-1", {"order_date": "2025-02-27T14:03:00-16:00"}, ["MALFORMED_DATE"]),
+        ("orders", "ORD-1", {"updated_at": "0000-02-28T10:00:00"}, ["MALFORMED_DATE"]),
+        ("customers", "CUST-1", {"registration_date": "0000-01-01"}, ["MALFORMED_DATE"]),
+        ("order_items", "ITEM-3", {"discount_percentage": "1000"}, ["MALFORMED_NUMBER"]),
+        ("order_items", "ITEM-1", {"quantity": "\u0662"}, ["MALFORMED_NUMBER"]),  # an Arabic-Indic 2
+        ("order_items", "ITEM-1", {"quantity": "2147483648"}, ["MALFORMED_NUMBER"]),
+        ("products", "SKU-A", {"stock_quantity": "9999999999"}, ["MALFORMED_NUMBER"]),
+        # Every date and timestamp column is judged against now and the earliest accepted date.
+        ("customers", "CUST-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
+        ("customers", "CUST-1", {"registration_date": "2099-01-01"}, ["FUTURE_DATE"]),
+        ("products", "SKU-A", {"updated_at": "9999-12-31T23:59:59"}, ["FUTURE_DATE"]),
+        ("orders", "ORD-1", {"updated_at": "9999-12-31T00:00:00"}, ["FUTURE_DATE"]),
+        ("orders", "ORD-1", {"order_date": "1969-12-31T00:00:00"}, ["BEFORE_REGISTRATION", "DATE_TOO_EARLY"]),
+        ("products", "SKU-A", {"updated_at": "1900-01-01T00:00:00Z"}, ["DATE_TOO_EARLY"]),
+        # Values too long for a key (an index entry holds about 2,700 bytes).
+        ("products", "SKU-A", {"category": "x" * 101}, ["VALUE_TOO_LONG"]),
+        ("orders", "ORD-1", {"customer_id": "C" * 3000}, ["ORPHAN_CUSTOMER", "VALUE_TOO_LONG"]),
+        ("customers", "CUST-1", {"email": "a@b.c" + "d" * 300}, ["INVALID_EMAIL"]),
+    ],
+)
 def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key, values, reasons):
     _edit(batch, table, key, **values)
     counts = _stage_and_clean(migrated_db, batch.parent).set_index("table")
@@ -136,19 +150,30 @@ def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key
 
 
 def test_clean_repairs_case_and_white_space(migrated_db, batch):
-    _edit(batch, "customers", "CUST-1", first_name=" ANA ", email=" Ana.Souza@EXAMPLE.com", state=" il",
-          city="springfield")
+    _edit(
+        batch,
+        "customers",
+        "CUST-1",
+        first_name=" ANA ",
+        email=" Ana.Souza@EXAMPLE.com",
+        state=" il",
+        city="springfield",
+    )
     _edit(batch, "products", "SKU-A", category="  sports &  OUTDOORS ")
     _edit(batch, "orders", "ORD-1", status=" Delivered ", payment_method="Credit Card")
     _edit(batch, "orders", "ORD-2", payment_method="\tNET-BANKING")
     _stage_and_clean(migrated_db, batch.parent)
     assert _quarantine(migrated_db) == {}
-    assert _rows(migrated_db, "select first_name, email, state, city from production.customers "
-                              "where customer_id = 'CUST-1'") == [("Ana", "ana.souza@example.com", "IL", "Springfield")]
+    assert _rows(
+        migrated_db, "select first_name, email, state, city from production.customers where customer_id = 'CUST-1'"
+    ) == [("Ana", "ana.souza@example.com", "IL", "Springfield")]
     assert _rows(migrated_db, "select category from production.products where product_id = 'SKU-A'") == [
-        ("Sports & Outdoors",)]
+        ("Sports & Outdoors",)
+    ]
     assert _rows(migrated_db, "select order_id, status, payment_method from production.orders order by 1")[:2] == [
-        ("ORD-1", "delivered", "credit_card"), ("ORD-2", "shipped", "net_banking")]
+        ("ORD-1", "delivered", "credit_card"),
+        ("ORD-2", "shipped", "net_banking"),
+    ]
 
 
 def test_clean_row_with_several_problems_lists_them_all(migrated_db, batch):
@@ -163,9 +188,11 @@ def test_clean_quarantined_order_takes_its_lines_and_not_the_reverse(migrated_db
     _edit(batch, "orders", "ORD-2", customer_id="CUST-404")
     _edit(batch, "order_items", "ITEM-1", product_id="SKU-X")
     _stage_and_clean(migrated_db, batch.parent)
-    assert _quarantine(migrated_db) == {("orders", "ORD-2"): ["ORPHAN_CUSTOMER"],
-                                        ("order_items", "ITEM-2"): ["ORDER_QUARANTINED"],
-                                        ("order_items", "ITEM-1"): ["ORPHAN_PRODUCT"]}
+    assert _quarantine(migrated_db) == {
+        ("orders", "ORD-2"): ["ORPHAN_CUSTOMER"],
+        ("order_items", "ITEM-2"): ["ORDER_QUARANTINED"],
+        ("order_items", "ITEM-1"): ["ORPHAN_PRODUCT"],
+    }
     # ORD-1 stays although its line was quarantined (docs/csv_contract.md).
     assert _rows(migrated_db, "select order_id from production.orders order by 1") == [("ORD-1",), ("ORD-3",)]
 
@@ -187,8 +214,9 @@ def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_pa
     folder = generate.generate_next_batch(params, tmp_path / "raw").path
     counts = _stage_and_clean(migrated_db, folder.parent, p=p).set_index("table")
     manifest = json.loads((folder / "manifest.json").read_text())
-    expected = {(d["table"], d["key"]): sorted(d["reasons"]) for d in manifest["defects"]
-                if d["outcome"] == "quarantined"}
+    expected = {
+        (d["table"], d["key"]): sorted(d["reasons"]) for d in manifest["defects"] if d["outcome"] == "quarantined"
+    }
     assert _quarantine(migrated_db) == expected  # exactly these rows, with exactly these reasons
     for table in contract.TABLE_ORDER:
         collapsed = sum(1 for d in manifest["defects"] if d["table"] == table and d["outcome"] == "collapsed")
@@ -196,8 +224,9 @@ def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_pa
     for defect in (d for d in manifest["defects"] if d["outcome"] == "repaired"):
         table, key = defect["table"], defect["key"]
         columns = ", ".join(defect["expected"])
-        got = _rows(migrated_db, f"select {columns} from production.{table} where {contract.key_column(table)} = %s",
-                    key)
+        got = _rows(
+            migrated_db, f"select {columns} from production.{table} where {contract.key_column(table)} = %s", key
+        )
         assert got == [tuple(defect["expected"].values())], defect
     # Every clean row arrived.
     assert counts["staged"].sum() == (counts["inserted"] + counts["duplicates"] + counts["quarantined"]).sum()
@@ -223,16 +252,39 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
     day2 = batch.parent / "2025-03-02"
     day2.mkdir()
     for table in contract.TABLE_ORDER:  # header-only files
-        (day2 / contract.file_name(table)).write_text((batch / contract.file_name(table)).read_text().splitlines()[0]
-                                                     + "\n")
-    _edit(day2, "customers", "CUST-2", first_name="Jürgen", last_name="Müller", email="jurgen.m@example.com",
-          city="Salem", state="OR", registration_date="2024-12-15", updated_at="2025-03-02T07:00:00", country="US")
-    _edit(day2, "orders", "ORD-2", customer_id="CUST-2", order_date="2025-02-28T19:45:10", status="delivered",
-          payment_method="upi", total_amount="149.00", updated_at="2025-03-02T10:00:00", shipping_address="7 Elm Rd")
+        (day2 / contract.file_name(table)).write_text(
+            (batch / contract.file_name(table)).read_text().splitlines()[0] + "\n"
+        )
+    _edit(
+        day2,
+        "customers",
+        "CUST-2",
+        first_name="Jürgen",
+        last_name="Müller",
+        email="jurgen.m@example.com",
+        city="Salem",
+        state="OR",
+        registration_date="2024-12-15",
+        updated_at="2025-03-02T07:00:00",
+        country="US",
+    )
+    _edit(
+        day2,
+        "orders",
+        "ORD-2",
+        customer_id="CUST-2",
+        order_date="2025-02-28T19:45:10",
+        status="delivered",
+        payment_method="upi",
+        total_amount="149.00",
+        updated_at="2025-03-02T10:00:00",
+        shipping_address="7 Elm Rd",
+    )
     counts = _stage_and_clean(migrated_db, batch.parent, run_id="r2").set_index("table")
     assert counts.loc["customers", "updated"] == 1 and counts.loc["orders", "updated"] == 1
     assert _rows(migrated_db, "select city, batch_id from production.customers where customer_id = 'CUST-2'") == [
-        ("Salem", "2025-03-02")]
+        ("Salem", "2025-03-02")
+    ]
 
     day3 = batch.parent / "2025-03-03"
     shutil.copytree(day2, day3)
@@ -242,8 +294,11 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
     assert counts.loc["orders", "stale"] == 1
     assert counts.loc["customers", "unchanged"] == 1
     assert _rows(migrated_db, "select status from production.orders where order_id = 'ORD-2'") == [("delivered",)]
-    log = _rows(migrated_db, "select batch_id, table_name, staged, inserted + updated + unchanged + stale + "
-                             "duplicates + quarantined from production.clean_log order by 1, 2")
+    log = _rows(
+        migrated_db,
+        "select batch_id, table_name, staged, inserted + updated + unchanged + stale + "
+        "duplicates + quarantined from production.clean_log order by 1, 2",
+    )
     assert all(row[2] == row[3] for row in log) and len(log) == 12
 
 
@@ -282,8 +337,11 @@ def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypa
 
 def test_clean_failing_slice_stops_the_batch_before_production(migrated_db, batch, monkeypatch):
     ingest.ingest(batch.parent, "r1", IngestParams(), migrated_db)
-    real = _fail_sql_file(monkeypatch, lambda name, params: name == "clean/orders_rows.sql" and params["slice"] == 1,
-                          "slice lost its connection")
+    real = _fail_sql_file(
+        monkeypatch,
+        lambda name, params: name == "clean/orders_rows.sql" and params["slice"] == 1,
+        "slice lost its connection",
+    )
     with pytest.raises(RuntimeError, match="slice lost"):
         clean.clean(migrated_db, "r1", SLICED)
     for table in ("customers", "orders", "order_items", "quarantine", "clean_log"):
@@ -304,6 +362,8 @@ def test_clean_log_refuses_counts_that_do_not_add_up(migrated_db):
 def test_squish_trims_white_space_and_never_a_letter(migrated_db):
     # PostgreSQL 15 reads E'\v' as the letter v: trimming must not eat the v of "vanessa".
     with psycopg.connect(migrated_db) as conn:
-        trimmed = conn.execute("select production.squish(%s), production.squish(%s), production.squish(%s)",
-                               ("vanessa.v@example.org v", "\x0b\t Ana \r\n\x0c\x0b", " \x0b ")).fetchone()
+        trimmed = conn.execute(
+            "select production.squish(%s), production.squish(%s), production.squish(%s)",
+            ("vanessa.v@example.org v", "\x0b\t Ana \r\n\x0c\x0b", " \x0b "),
+        ).fetchone()
     assert trimmed == ("vanessa.v@example.org v", "Ana", None)

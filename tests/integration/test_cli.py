@@ -32,8 +32,9 @@ def _env(extra: dict[str, str | None] | None) -> dict[str, str]:
 def cli(*args: str, env: dict[str, str | None] | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     """``ecom-pipeline ARGS`` as installed (the console script of pyproject.toml)."""
     script = Path(sys.executable).with_name("ecom-pipeline")
-    return subprocess.run([str(script), *args], cwd=REPO, env=_env(env), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(script), *args], cwd=REPO, env=_env(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _free_port() -> int:
@@ -44,8 +45,11 @@ def _free_port() -> int:
 
 def _embedded_env(tmp_path: Path) -> dict[str, str | None]:
     """The embedded server of a data folder of the test's own, whatever DATABASE_URL the suite runs with."""
-    return {"DATABASE_URL": None, "PIPELINE_PGDATA": str(tmp_path / "pgdata"),
-            "PIPELINE_OUTPUTS": str(tmp_path / "outputs")}
+    return {
+        "DATABASE_URL": None,
+        "PIPELINE_PGDATA": str(tmp_path / "pgdata"),
+        "PIPELINE_OUTPUTS": str(tmp_path / "outputs"),
+    }
 
 
 def test_without_a_command_it_prints_the_commands_and_exits_2():
@@ -74,7 +78,9 @@ def test_run_takes_the_options_of_run_all(fresh_db, outputs):
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select stages, status from monitoring.pipeline_runs").fetchone() == (
-            ["generate", "ingest", "clean"], "success")  # generate is off with --input: it does nothing
+            ["generate", "ingest", "clean"],
+            "success",
+        )  # generate is off with --input: it does nothing
         assert conn.execute("select count(*) from production.orders").fetchone()[0] == 3
 
 
@@ -124,10 +130,13 @@ def test_db_psql_refuses_an_unreachable_database_with_3():
     assert "s3cret" not in done.stderr
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--listen", "localhost"], {}, "--listen must look like HOST:PORT"),
-    ([], {"DATABASE_URL": "postgresql://ops@127.0.0.1:1/shop"}, "DATABASE_URL points at a server of your own"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--listen", "localhost"], {}, "--listen must look like HOST:PORT"),
+        ([], {"DATABASE_URL": "postgresql://ops@127.0.0.1:1/shop"}, "DATABASE_URL points at a server of your own"),
+    ],
+)
 def test_db_serve_refusals_exit_2(tmp_path, args, env, message):
     done = cli("db", "serve", *args, env={**_embedded_env(tmp_path), **env})
     assert done.returncode == exits.Exit.USAGE
@@ -137,8 +146,13 @@ def test_db_serve_refusals_exit_2(tmp_path, args, env, message):
 def _serve(env: dict[str, str | None], port: int) -> tuple[subprocess.Popen, dict[str, str]]:
     """``db serve`` in the background; the fields it printed, once it serves."""
     script = Path(sys.executable).with_name("ecom-pipeline")
-    proc = subprocess.Popen([str(script), "db", "serve", "--listen", f"127.0.0.1:{port}"], env=_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(script), "db", "serve", "--listen", f"127.0.0.1:{port}"],
+        env=_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     fields: dict[str, str] = {}
     deadline = time.time() + 120
     while "psql" not in fields and time.time() < deadline:
@@ -161,12 +175,17 @@ def test_db_serve_lets_the_bi_role_read_bi_and_nothing_else_over_tcp(tmp_path):
         assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
         password = password_file.read_text().strip()
         # Exactly the printed fields, as a BI tool's connection dialog takes them.
-        with psycopg.connect(host=fields["host"], port=int(fields["port"]), dbname=fields["database"], user=user,
-                             password=password, autocommit=True) as conn:
+        with psycopg.connect(
+            host=fields["host"],
+            port=int(fields["port"]),
+            dbname=fields["database"],
+            user=user,
+            password=password,
+            autocommit=True,
+        ) as conn:
             assert conn.execute("select count(*) from bi.fact_sales").fetchone()[0] == 0
             assert conn.execute("select count(*) from bi.dim_date").fetchone()[0] == 0
-            for table in ("warehouse.fact_sales", "production.customers", "staging.orders",
-                          "monitoring.pipeline_runs"):
+            for table in ("warehouse.fact_sales", "production.customers", "staging.orders", "monitoring.pipeline_runs"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(f"select 1 from {table} limit 1")
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -188,7 +207,7 @@ def test_db_serve_lets_the_bi_role_read_bi_and_nothing_else_over_tcp(tmp_path):
         assert second.returncode == exits.Exit.UNAVAILABLE and "in use by process" in second.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()  # stopped with the command
     # The embedded server's own chatter went to a log file, not to the terminal.

@@ -28,8 +28,14 @@ with psycopg.connect(embedded.start()) as conn:
 
 def _python(code: str, pgdata: Path, *args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PIPELINE_PGDATA": str(pgdata)}
-    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _server_pid(pgdata: Path) -> int | None:
@@ -90,7 +96,9 @@ def test_pgserver_import_survives_warnings_as_errors():
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", "from ecom_pipeline import embedded; embedded._import_pgserver()"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
 
@@ -118,8 +126,7 @@ def test_lock_and_runtime_files_are_per_data_folder(tmp_path):
     (runtime / "python_PostgresServer").mkdir(parents=True)
     pgdata = tmp_path / "pgdata"
     env = {**os.environ, "PIPELINE_PGDATA": str(pgdata), "XDG_RUNTIME_DIR": str(runtime)}
-    done = subprocess.run([sys.executable, "-c", START_AND_QUERY], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", START_AND_QUERY], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42"
     assert (tmp_path / "pgdata.run" / ".lockfile").is_file()

@@ -23,20 +23,30 @@ def _with_file_size_limit(limit: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
 @pytest.mark.parametrize("limit", [1_500, 4_000, 40_000])
 def test_a_full_disk_ends_the_run_in_one_clear_line_and_never_leaves_it_running(fresh_db, outputs, limit):
     env = {**os.environ, "CI": "true", "DATABASE_URL": fresh_db, "PIPELINE_OUTPUTS": str(outputs)}
-    done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=_with_file_size_limit(limit))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_with_file_size_limit(limit),
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "File too large" in done.stderr
     with psycopg.connect(fresh_db) as conn:
         recorded = conn.execute("select to_regclass('monitoring.pipeline_runs') is not null").fetchone()[0]
-        running = conn.execute("select count(*) from monitoring.pipeline_runs where status = 'running'"
-                               ).fetchone()[0] if recorded else 0
+        running = (
+            conn.execute("select count(*) from monitoring.pipeline_runs where status = 'running'").fetchone()[0]
+            if recorded
+            else 0
+        )
     assert running == 0

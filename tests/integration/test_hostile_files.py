@@ -51,8 +51,12 @@ def _rows(url: str, query: str, *args) -> list[tuple]:
 
 def _ledger(url: str, table: str = "orders") -> tuple[int, int, int, int]:
     """(lines read, rows staged, lines continued, lines rejected) as the ingestion log holds them."""
-    return _rows(url, "select lines_read, rows_staged, continued_lines, lines_rejected from staging.ingestion_log "
-                      "where table_name = %s", table)[0]
+    return _rows(
+        url,
+        "select lines_read, rows_staged, continued_lines, lines_rejected from staging.ingestion_log "
+        "where table_name = %s",
+        table,
+    )[0]
 
 
 def _staged_ids(url: str) -> list[str]:
@@ -60,8 +64,11 @@ def _staged_ids(url: str) -> list[str]:
 
 
 def _rejected(url: str) -> list[tuple]:
-    return _rows(url, "select source_line, reason, raw_line, line_length from staging.rejected_lines "
-                      "where table_name = 'orders' order by source_line")
+    return _rows(
+        url,
+        "select source_line, reason, raw_line, line_length from staging.rejected_lines "
+        "where table_name = 'orders' order by source_line",
+    )
 
 
 def test_stray_quote_costs_its_own_line_only(migrated_db, batch):
@@ -91,14 +98,15 @@ def test_ragged_lines_and_an_unterminated_quote_in_customers(migrated_db, batch)
     path = batch / "customers.csv"
     good = "CUST-{n},Ian,Kerr,ian{n}@example.com,,1 High St,Leeds,,UK,2025-01-02,2025-01-02T00:00:00"
     lines = [good.format(n=n) for n in range(10, 24)]
-    lines[2] = lines[2] + ",surplus"                       # line 4: one field too many
+    lines[2] = lines[2] + ",surplus"  # line 4: one field too many
     lines[5] = lines[5].replace("1 High St", '"1 High St')  # line 7: unterminated quote
-    lines[8] = "CUST-18,Ian"                                 # line 10: too few
+    lines[8] = "CUST-18,Ian"  # line 10: too few
     path.write_text(path.read_text().splitlines()[0] + "\n" + "\n".join(lines) + "\n")
     _ingest(migrated_db, batch)
     assert _ledger(migrated_db, "customers") == (14, 11, 0, 3)
-    rejected = _rows(migrated_db, "select source_line, split_part(reason, ':', 1) from staging.rejected_lines "
-                                  "order by 1")
+    rejected = _rows(
+        migrated_db, "select source_line, split_part(reason, ':', 1) from staging.rejected_lines order by 1"
+    )
     assert rejected == [(4, "wrong_field_count"), (7, "unbalanced_quote"), (10, "wrong_field_count")]
 
 
@@ -107,8 +115,9 @@ def test_quoted_line_breaks_still_load_and_are_counted(migrated_db, batch):
     _orders_file(batch, lines)
     _ingest(migrated_db, batch)
     assert _ledger(migrated_db) == (5, 3, 2, 0)
-    assert _rows(migrated_db, "select source_line, shipping_address from staging.orders where order_id = 'ORD-2'"
-                 ) == [(3, "Flat 2\nHigh St\nLeeds")]
+    assert _rows(migrated_db, "select source_line, shipping_address from staging.orders where order_id = 'ORD-2'") == [
+        (3, "Flat 2\nHigh St\nLeeds")
+    ]
 
 
 def test_quote_at_the_last_line_rejects_only_that_line(migrated_db, batch):
@@ -116,8 +125,10 @@ def test_quote_at_the_last_line_rejects_only_that_line(migrated_db, batch):
     _orders_file(batch, lines)
     _ingest(migrated_db, batch)
     assert _ledger(migrated_db) == (3, 2, 0, 1)
-    assert _rejected(migrated_db)[0][:2] == (4, "unbalanced_quote: a quoted field opened on this line is not "
-                                                "closed before the end of file")
+    assert _rejected(migrated_db)[0][:2] == (
+        4,
+        "unbalanced_quote: a quoted field opened on this line is not closed before the end of file",
+    )
 
 
 def test_a_quote_left_open_for_more_lines_than_a_record_may_span(migrated_db, batch):
@@ -126,8 +137,10 @@ def test_a_quote_left_open_for_more_lines_than_a_record_may_span(migrated_db, ba
     _ingest(migrated_db, batch, max_record_lines=5)
     read, staged, continued, rejected = _ledger(migrated_db)
     assert (read, staged, continued) == (13, 2, 0) and rejected == 11
-    assert _rejected(migrated_db)[0][1] == "unbalanced_quote: a quoted field opened on this line is not closed " \
-                                           "within 5 lines"
+    assert (
+        _rejected(migrated_db)[0][1] == "unbalanced_quote: a quoted field opened on this line is not closed "
+        "within 5 lines"
+    )
     assert _staged_ids(migrated_db) == ["ORD-1", "ORD-3"]
 
 
@@ -137,7 +150,8 @@ def test_carriage_return_line_ends_load_every_row(migrated_db, batch, end):
     _ingest(migrated_db, batch)
     assert _ledger(migrated_db) == (5, 5, 0, 0)
     assert _rows(migrated_db, "select updated_at from staging.orders where order_id = 'ORD-5'") == [
-        ("2025-03-01T09:00:00",)]
+        ("2025-03-01T09:00:00",)
+    ]
 
 
 def test_ten_megabyte_field_is_field_too_long_and_kept_up_to_the_cap(migrated_db, batch):
@@ -172,7 +186,7 @@ def test_file_losing_more_than_the_allowed_share_stops_the_gate_and_monitoring_w
     strict, lenient = (quality.check_values(QualityParams(max_rejected_share=s)) for s in (0.01, 0.05))
     [result] = quality.run_checks(migrated_db, [check], 1, strict)
     assert (result.rows_checked, result.rows_failing) == (4, 1)
-    with pytest.raises(quality.QualityGateError, match="2025-03-01/orders.csv: 2 of 100 lines rejected"):
+    with pytest.raises(quality.QualityGateError, match=r"2025-03-01/orders\.csv: 2 of 100 lines rejected"):
         quality.gate([result], ["error"])
     assert quality.run_checks(migrated_db, [check], 1, lenient)[0].passed
     with db.connection(migrated_db) as conn:

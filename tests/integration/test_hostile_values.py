@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-from decimal import Decimal
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -30,13 +30,54 @@ HANDWRITTEN = config.PROJ_ROOT / "tests" / "data" / "handwritten" / "2025-03-01"
 
 # Text that passes a loose pattern but not PostgreSQL's cast or a column's range.
 CAST_TRAPS = [
-    "0000-01-01", "0000-02-28T10:00:00", "2025-02-29", "2024-02-30T00:00:00", "2025-03-01T10:00:00+99:99",
-    "2025-03-01T10:00:00+15:60", "2025-03-01T10:00:00-16:00", "2025-03-01 24:00:00", "9999-12-31T23:59:59",
-    "9999-12-31", "0001-01-01", "1900-01-01T00:00:00Z", "2025-13-01", "2025-03-01T10:00:00+0530",
-    "1000", "100.01", "-0.01", "0", "0.00", "999999999", "9999999999", "99999999999", "2147483648",
-    "-2147483649", "9999999999.99", "1e3", "NaN", "Infinity", "-Infinity", "+5", "0x10", "1,000.00", "١٢٣",
-    "２０２５-０３-０１", "  12  ", "12.345", ".5", "5.", "--1", "", " ", "\t", "null", "NULL", "\\N",
-    "x" * 300, "a@b.c" + "d" * 300, "é" * 2000,
+    "0000-01-01",
+    "0000-02-28T10:00:00",
+    "2025-02-29",
+    "2024-02-30T00:00:00",
+    "2025-03-01T10:00:00+99:99",
+    "2025-03-01T10:00:00+15:60",
+    "2025-03-01T10:00:00-16:00",
+    "2025-03-01 24:00:00",
+    "9999-12-31T23:59:59",
+    "9999-12-31",
+    "0001-01-01",
+    "1900-01-01T00:00:00Z",
+    "2025-13-01",
+    "2025-03-01T10:00:00+0530",
+    "1000",
+    "100.01",
+    "-0.01",
+    "0",
+    "0.00",
+    "999999999",
+    "9999999999",
+    "99999999999",
+    "2147483648",
+    "-2147483649",
+    "9999999999.99",
+    "1e3",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "+5",
+    "0x10",
+    "1,000.00",
+    "١٢٣",
+    "２０２５-０３-０１",
+    "  12  ",
+    "12.345",
+    ".5",
+    "5.",
+    "--1",
+    "",
+    " ",
+    "\t",
+    "null",
+    "NULL",
+    "\\N",
+    "x" * 300,
+    "a@b.c" + "d" * 300,
+    "é" * 2000,
 ]
 hostile_value = st.one_of(
     st.sampled_from(CAST_TRAPS),
@@ -97,8 +138,9 @@ def _one(url: str, query: str, *args):
         return conn.execute(query, args).fetchone()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(batch=hostile_batch())
 def test_hostile_values_never_crash_and_every_row_is_accounted_for(hostile_db, tmp_path_factory, batch):
     batch_id = f"2025-03-{next(_BATCH_NUMBERS):06d}"
@@ -111,14 +153,22 @@ def test_hostile_values_never_crash_and_every_row_is_accounted_for(hostile_db, t
     shutil.rmtree(root)
 
     # Every physical data line of every file is staged or rejected with a reason ...
-    assert _one(hostile_db, "select sum(lines_read) from staging.ingestion_log where batch_id = %s",
-                batch_id)[0] == lines
+    assert (
+        _one(hostile_db, "select sum(lines_read) from staging.ingestion_log where batch_id = %s", batch_id)[0] == lines
+    )
     # ... and every staged row is in production, collapsed or superseded, or quarantined with reasons.
-    staged, accounted = _one(hostile_db, """
+    staged, accounted = _one(
+        hostile_db,
+        """
         select sum(staged), sum(inserted + updated + unchanged + stale + duplicates + quarantined)
-        from production.clean_log where batch_id = %s""", batch_id)
-    assert staged == accounted == _one(hostile_db, "select sum(rows_staged) from staging.ingestion_log "
-                                                   "where batch_id = %s", batch_id)[0]
+        from production.clean_log where batch_id = %s""",
+        batch_id,
+    )
+    assert (
+        staged
+        == accounted
+        == _one(hostile_db, "select sum(rows_staged) from staging.ingestion_log where batch_id = %s", batch_id)[0]
+    )
     assert _one(hostile_db, "select count(*) from production.quarantine where reasons = '{}'")[0] == 0
     # The warehouse took the batch and agrees with production to the cent.
     assert _one(hostile_db, "select count(*) from warehouse.load_log where batch_id = %s", batch_id)[0] == 1
@@ -139,7 +189,8 @@ def test_the_largest_line_production_accepts_fits_the_warehouse(migrated_db, tmp
     clean.clean(migrated_db, "big", CleanParams())
     for _ in range(2):  # and again: a later load still works
         warehouse.load(migrated_db, "big", WarehouseParams())
-    assert _one(migrated_db, "select quantity, cost_amount, profit from warehouse.fact_sales "
-                             "where order_item_id = 'ITEM-1'") == (999_999_999, 51_999_999_948, Decimal("-51989999948.01"))
+    assert _one(
+        migrated_db, "select quantity, cost_amount, profit from warehouse.fact_sales where order_item_id = 'ITEM-1'"
+    ) == (999_999_999, 51_999_999_948, Decimal("-51989999948.01"))
     revenue = {r.source: r.revenue for r in warehouse.reconciliation(migrated_db).itertuples()}
     assert len(set(revenue.values())) == 1, revenue

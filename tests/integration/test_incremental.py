@@ -5,26 +5,34 @@ invariants checked after every night; customers move, prices change and orders c
 """
 
 import psycopg
+from test_warehouse import _assert_invariants, _comparable, _load
 
 from ecom_pipeline import db, migrations
 from ecom_pipeline.params import GenerateParams
 from ecom_pipeline.stages import generate
 
-from test_warehouse import _assert_invariants, _comparable, _load
-
 NIGHTS = 14
-STORE = GenerateParams(orders=800, customers=200, products=50, days=30, seed=21, customer_change_rate=0.05,
-                       price_change_rate=0.1, status_change_rate=0.4, new_customers_per_day=4)
+STORE = GenerateParams(
+    orders=800,
+    customers=200,
+    products=50,
+    days=30,
+    seed=21,
+    customer_change_rate=0.05,
+    price_change_rate=0.1,
+    status_change_rate=0.4,
+    new_customers_per_day=4,
+)
 
 PRODUCTION = {
     "customers": "select customer_id, first_name, last_name, email, phone, address, city, state, country, "
-                 "registration_date, updated_at, batch_id from production.customers order by 1",
+    "registration_date, updated_at, batch_id from production.customers order by 1",
     "products": "select product_id, product_name, category, sub_category, brand, price, cost, stock_quantity, "
-                "profit_margin, price_band, updated_at, batch_id from production.products order by 1",
+    "profit_margin, price_band, updated_at, batch_id from production.products order by 1",
     "orders": "select order_id, customer_id, order_date, status, payment_method, shipping_address, total_amount, "
-              "updated_at, batch_id from production.orders order by 1",
+    "updated_at, batch_id from production.orders order by 1",
     "order_items": "select order_item_id, order_id, product_id, quantity, unit_price, discount_percentage, "
-                   "line_total, batch_id from production.order_items order by 1",
+    "line_total, batch_id from production.order_items order by 1",
     "quarantine": "select batch_id, source_table, natural_key, reasons from production.quarantine order by 1, 2, 3, 4",
     # By their keys: "order by 1, 2" sorted versions by name, leaving a product's versions of the same name
     # in whatever order the plan read them (a seq scan, or the primary key after autovacuum's analyze).
@@ -51,13 +59,16 @@ def test_fourteen_nights_one_by_one_equal_one_run_over_the_same_days(server_url,
         _assert_invariants(at_once)
 
         with psycopg.connect(nightly) as conn:  # the history really moved along the way
-            moved = conn.execute("select count(*) from (select customer_id from warehouse.dim_customer "
-                                 "group by 1 having count(*) > 1) x").fetchone()[0]
-            repriced = conn.execute("select count(*) from (select product_id from warehouse.dim_product "
-                                    "group by 1 having count(*) > 1) x").fetchone()[0]
-            restated = conn.execute("select count(*) from production.orders where batch_id <> "
-                                    "(select min(batch_id) from staging.batches) and created_at < changed_at"
-                                    ).fetchone()[0]
+            moved = conn.execute(
+                "select count(*) from (select customer_id from warehouse.dim_customer group by 1 having count(*) > 1) x"
+            ).fetchone()[0]
+            repriced = conn.execute(
+                "select count(*) from (select product_id from warehouse.dim_product group by 1 having count(*) > 1) x"
+            ).fetchone()[0]
+            restated = conn.execute(
+                "select count(*) from production.orders where batch_id <> "
+                "(select min(batch_id) from staging.batches) and created_at < changed_at"
+            ).fetchone()[0]
         assert moved > 10 and repriced > 5 and restated > 20
 
         production_nightly, production_at_once = _production(nightly), _production(at_once)

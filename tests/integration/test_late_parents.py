@@ -12,12 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from test_warehouse import _assert_invariants, _comparable
 
 from ecom_pipeline import config, contract, db, migrations
 from ecom_pipeline.params import CleanParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, ingest, warehouse
-
-from test_warehouse import _assert_invariants, _comparable
 
 HANDWRITTEN = config.PROJ_ROOT / "tests" / "data" / "handwritten" / "2025-03-01"
 LATE = {"customers": {"CUST-3"}, "orders": {"ORD-2"}}  # keys that arrive on day 2
@@ -39,9 +38,9 @@ def _write(folder: Path, keep) -> None:
         (folder / contract.file_name(table)).write_text(out.getvalue())
 
 
-def _load(url: str, source: Path, p: CleanParams = CleanParams()) -> None:
+def _load(url: str, source: Path, p: CleanParams | None = None) -> None:
     ingest.ingest(source, "r", IngestParams(), url)
-    clean.clean(url, "r", p)
+    clean.clean(url, "r", p or CleanParams())
     warehouse.load(url, "r", WarehouseParams())
 
 
@@ -81,8 +80,11 @@ def test_late_parents_release_their_rows_and_equal_one_batch(server_url, days):
             migrations.ensure_migrated(url)
         _load(nightly, late / "2025-03-01")
         held = _all(nightly, "select source_table, natural_key, reasons from production.quarantine order by 2")
-        assert held == [("order_items", "ITEM-2", ["ORPHAN_ORDER"]), ("order_items", "ITEM-3", ["ORDER_QUARANTINED"]),
-                        ("orders", "ORD-3", ["ORPHAN_CUSTOMER"])]
+        assert held == [
+            ("order_items", "ITEM-2", ["ORPHAN_ORDER"]),
+            ("order_items", "ITEM-3", ["ORDER_QUARANTINED"]),
+            ("orders", "ORD-3", ["ORPHAN_CUSTOMER"]),
+        ]
         _load(nightly, late / "2025-03-02")
         _assert_invariants(nightly)
         _load(at_once, once)
@@ -91,13 +93,17 @@ def test_late_parents_release_their_rows_and_equal_one_batch(server_url, days):
         assert _production(nightly) == _production(at_once)
         assert _comparable(nightly) == _comparable(at_once)
         # Day 1 still accounts for every row it staged: the released ones are counted as such ...
-        assert _all(nightly, "select table_name, staged, inserted, quarantined, released from production.clean_log "
-                             "where batch_id = '2025-03-01' order by 1") == [
-            ("customers", 2, 2, 0, 0), ("order_items", 3, 1, 0, 2), ("orders", 2, 1, 0, 1), ("products", 2, 2, 0, 0)]
+        assert _all(
+            nightly,
+            "select table_name, staged, inserted, quarantined, released from production.clean_log "
+            "where batch_id = '2025-03-01' order by 1",
+        ) == [("customers", 2, 2, 0, 0), ("order_items", 3, 1, 0, 2), ("orders", 2, 1, 0, 1), ("products", 2, 2, 0, 0)]
         # ... and the record says what was held, why, and which batch let it in.
         assert _all(nightly, "select natural_key, reasons, released_batch_id from production.released order by 1") == [
-            ("ITEM-2", ["ORPHAN_ORDER"], "2025-03-02"), ("ITEM-3", ["ORDER_QUARANTINED"], "2025-03-02"),
-            ("ORD-3", ["ORPHAN_CUSTOMER"], "2025-03-02")]
+            ("ITEM-2", ["ORPHAN_ORDER"], "2025-03-02"),
+            ("ITEM-3", ["ORDER_QUARANTINED"], "2025-03-02"),
+            ("ORD-3", ["ORPHAN_CUSTOMER"], "2025-03-02"),
+        ]
         revenue = _all(nightly, "select sum(line_total) from warehouse.fact_sales")
         assert revenue == _all(at_once, "select sum(line_total) from warehouse.fact_sales")
 
@@ -108,7 +114,10 @@ def test_rows_held_longer_than_the_window_stay_quarantined(migrated_db, days):
     _load(migrated_db, late / "2025-03-01", no_window)
     _load(migrated_db, late / "2025-03-02", no_window)
     assert _all(migrated_db, "select natural_key from production.quarantine order by 1") == [
-        ("ITEM-2",), ("ITEM-3",), ("ORD-3",)]
+        ("ITEM-2",),
+        ("ITEM-3",),
+        ("ORD-3",),
+    ]
     assert _all(migrated_db, "select count(*) from production.released") == [(0,)]
 
 
@@ -116,8 +125,10 @@ def test_cleaning_the_releasing_batch_again_changes_nothing(migrated_db, days):
     late, _ = days
     _load(migrated_db, late / "2025-03-01")
     _load(migrated_db, late / "2025-03-02")
-    day_one = ("select table_name, staged, inserted, quarantined, released from production.clean_log "
-               "where batch_id = '2025-03-01' order by 1")
+    day_one = (
+        "select table_name, staged, inserted, quarantined, released from production.clean_log "
+        "where batch_id = '2025-03-01' order by 1"
+    )
     held = "select batch_id, source_table, source_line, reasons from production.quarantine order by 1, 2, 3"
     released = "select batch_id, source_table, source_line, released_batch_id from production.released order by 1, 2, 3"
     before = [_production(migrated_db), *(_all(migrated_db, q) for q in (day_one, held, released))]

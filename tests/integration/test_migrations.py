@@ -4,9 +4,13 @@ from ecom_pipeline import db, migrations
 
 
 def _tables(conn) -> set[str]:
-    return {f"{s}.{t}" for s, t in conn.execute(
-        "select table_schema, table_name from information_schema.tables "
-        "where table_schema in ('staging', 'production', 'warehouse', 'monitoring')")}
+    return {
+        f"{s}.{t}"
+        for s, t in conn.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('staging', 'production', 'warehouse', 'monitoring')"
+        )
+    }
 
 
 def test_apply_migrations_twice_is_a_no_op(fresh_db):
@@ -24,7 +28,7 @@ def test_failing_migration_leaves_database_as_it_was(fresh_db, tmp_path):
     (tmp_path / "0001_good.sql").write_text("create schema extra; create table extra.t (x int);")
     (tmp_path / "0002_bad.sql").write_text("create table extra.u (x int); select 1/0;")
     with db.connection(fresh_db, autocommit=True) as conn:
-        with pytest.raises(migrations.MigrationError, match="0002_bad.sql failed"):
+        with pytest.raises(migrations.MigrationError, match=r"0002_bad\.sql failed"):
             migrations.apply_migrations(conn, tmp_path)
         assert conn.execute("select count(*) from pg_namespace where nspname = 'extra'").fetchone()[0] == 0
 
@@ -55,10 +59,13 @@ def test_role_without_create_gets_the_privilege_named(fresh_db):
         conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         conn.execute(sql.SQL("revoke create on database {} from public").format(sql.Identifier(dbname)))
     try:
-        with db.connection(make_conninfo(fresh_db, user=role), autocommit=True) as conn:
-            with pytest.raises(migrations.MigrationError,
-                               match=f"the role {role} may not create .*grant create on database {dbname}"):
-                migrations.apply_migrations(conn)
+        with (
+            db.connection(make_conninfo(fresh_db, user=role), autocommit=True) as conn,
+            pytest.raises(
+                migrations.MigrationError, match=f"the role {role} may not create .*grant create on database {dbname}"
+            ),
+        ):
+            migrations.apply_migrations(conn)
     finally:
         with db.connection(fresh_db, autocommit=True) as conn:
             conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))

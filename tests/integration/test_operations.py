@@ -34,14 +34,21 @@ def _age_first_run(url: str, days: int = 40) -> tuple[str, str]:
         run_id = conn.execute("select run_id from monitoring.pipeline_runs order by started_at limit 1").fetchone()[0]
         batch = conn.execute("select min(batch_id) from staging.batches").fetchone()[0]
         age = f"{days} days"
-        conn.execute("update monitoring.pipeline_runs set started_at = started_at - %s::interval, "
-                     "finished_at = finished_at - %s::interval where run_id = %s", (age, age, run_id))
-        conn.execute("update monitoring.stage_runs set started_at = started_at - %s::interval where run_id = %s",
-                     (age, run_id))
-        conn.execute("update monitoring.check_results set checked_at = checked_at - %s::interval where run_id = %s",
-                     (age, run_id))
-        conn.execute("update staging.batches set loaded_at = loaded_at - %s::interval where batch_id = %s",
-                     (age, batch))
+        conn.execute(
+            "update monitoring.pipeline_runs set started_at = started_at - %s::interval, "
+            "finished_at = finished_at - %s::interval where run_id = %s",
+            (age, age, run_id),
+        )
+        conn.execute(
+            "update monitoring.stage_runs set started_at = started_at - %s::interval where run_id = %s", (age, run_id)
+        )
+        conn.execute(
+            "update monitoring.check_results set checked_at = checked_at - %s::interval where run_id = %s",
+            (age, run_id),
+        )
+        conn.execute(
+            "update staging.batches set loaded_at = loaded_at - %s::interval where batch_id = %s", (age, batch)
+        )
     return run_id, batch
 
 
@@ -71,8 +78,13 @@ def test_cleanup_removes_old_records_and_nothing_else(two_days, outputs):
     before = _one(url, PROTECTED_COUNTS)
     newest = _one(url, "select max(batch_id) from staging.batches")[0]
     staged_newest = _one(url, "select count(*) from staging.orders where batch_id = %s", newest)[0]
-    done = subprocess.run([sys.executable, "-m", "ecom_pipeline.cleanup", "--retention-days", "30"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ecom_pipeline.cleanup", "--retention-days", "30"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["run_folders"]["names"] == [old_run] and report["raw_batches"]["names"] == [old_batch]
@@ -102,6 +114,7 @@ def test_cleanup_keeps_everything_of_the_latest_successful_run(two_days, outputs
 
 # -- schedule ------------------------------------------------------------------------------------------
 
+
 class FakeClock:
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
@@ -113,8 +126,9 @@ class FakeClock:
 def test_schedule_catches_up_missed_slots_in_order_and_retries_a_failure(tmp_path):
     clock = FakeClock(dt.datetime(2026, 1, 1, 3, 0, tzinfo=dt.timezone.utc))
     ran, results = [], {}
-    scheduler = Scheduler("0 2 * * *", lambda slot: ran.append(slot) or results.get(slot.day, 0), 31, clock,
-                          tmp_path / "state.json")
+    scheduler = Scheduler(
+        "0 2 * * *", lambda slot: ran.append(slot) or results.get(slot.day, 0), 31, clock, tmp_path / "state.json"
+    )
     assert scheduler.due() == []  # a first start waits for the next fire time
     assert scheduler.next_fire() == dt.datetime(2026, 1, 2, 2, 0, tzinfo=dt.timezone.utc)
 
@@ -147,10 +161,15 @@ def test_schedule_refuses_a_bad_expression(outputs):
 def test_scheduled_process_catches_up_then_stops_cleanly_on_sigterm(fresh_db, outputs):
     cron = "0 2 * * *"
     previous_fire = croniter(cron, dt.datetime.now(dt.timezone.utc)).get_prev(dt.datetime)
-    (outputs / "schedule_state.json").write_text(json.dumps(
-        {"cron": cron, "last_slot": (previous_fire - dt.timedelta(days=2)).isoformat()}))  # two nights missed
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_all.py"), "--schedule", cron, "--params",
-                             "params/small.yaml"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    (outputs / "schedule_state.json").write_text(
+        json.dumps({"cron": cron, "last_slot": (previous_fire - dt.timedelta(days=2)).isoformat()})
+    )  # two nights missed
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_all.py"), "--schedule", cron, "--params", "params/small.yaml"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     for line in proc.stderr:  # wait until it has caught up and is waiting for the next fire time
         lines.append(line)
@@ -164,8 +183,10 @@ def test_scheduled_process_catches_up_then_stops_cleanly_on_sigterm(fresh_db, ou
     with psycopg.connect(fresh_db) as conn:
         runs = conn.execute("select status from monitoring.pipeline_runs order by started_at").fetchall()
         batches = conn.execute("select batch_id from staging.batches order by batch_id").fetchall()
-        locks = conn.execute("select count(*) from pg_locks where locktype = 'advisory' and database = "
-                             "(select oid from pg_database where datname = current_database())").fetchone()[0]
+        locks = conn.execute(
+            "select count(*) from pg_locks where locktype = 'advisory' and database = "
+            "(select oid from pg_database where datname = current_database())"
+        ).fetchone()[0]
     assert runs == [("success",), ("success",)]  # one run per missed night, in order
     assert batches == [("2025-03-01",), ("2025-03-02",)]  # each on the next batch date
     assert locks == 0
@@ -174,8 +195,13 @@ def test_scheduled_process_catches_up_then_stops_cleanly_on_sigterm(fresh_db, ou
 
 
 def test_cleanup_refuses_a_retention_under_one_day(outputs):
-    done = subprocess.run([sys.executable, "-m", "ecom_pipeline.cleanup", "--retention-days", "0"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "ecom_pipeline.cleanup", "--retention-days", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "--retention-days must be at least 1" in done.stderr
 
 

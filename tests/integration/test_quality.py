@@ -26,21 +26,43 @@ def toy(migrated_db):
 
 
 CASES = [
-    ({"kind": "not_null", "key": "id", "column": "amount"}, "insert into toy.child values ('c3', 'p1', null, 'ok', now())", "c3"),
+    (
+        {"kind": "not_null", "key": "id", "column": "amount"},
+        "insert into toy.child values ('c3', 'p1', null, 'ok', now())",
+        "c3",
+    ),
     ({"kind": "unique", "columns": ["id"]}, "insert into toy.child values ('c1', 'p1', 1, 'ok', now())", "c1"),
-    ({"kind": "relationships", "column": "parent_id", "to": "toy.parent", "field": "id"},
-     "insert into toy.child values ('c3', 'p9', 1, 'ok', now())", "p9"),
-    ({"kind": "accepted_values", "key": "id", "column": "status", "values": ["ok"]},
-     "insert into toy.child values ('c3', 'p1', 1, 'lost', now())", "c3"),
-    ({"kind": "range", "key": "id", "column": "amount", "min": 0, "max": 100},
-     "insert into toy.child values ('c3', 'p1', 101, 'ok', now())", "c3"),
-    ({"kind": "expression", "key": "id", "expression": "amount > 0 and status is not null"},
-     "insert into toy.child values ('c3', 'p1', 5, null, now())", "c3"),
-    ({"kind": "freshness", "column": "seen_at", "max_age_hours": 1},
-     "update toy.child set seen_at = now() - interval '2 hours'", None),
+    (
+        {"kind": "relationships", "column": "parent_id", "to": "toy.parent", "field": "id"},
+        "insert into toy.child values ('c3', 'p9', 1, 'ok', now())",
+        "p9",
+    ),
+    (
+        {"kind": "accepted_values", "key": "id", "column": "status", "values": ["ok"]},
+        "insert into toy.child values ('c3', 'p1', 1, 'lost', now())",
+        "c3",
+    ),
+    (
+        {"kind": "range", "key": "id", "column": "amount", "min": 0, "max": 100},
+        "insert into toy.child values ('c3', 'p1', 101, 'ok', now())",
+        "c3",
+    ),
+    (
+        {"kind": "expression", "key": "id", "expression": "amount > 0 and status is not null"},
+        "insert into toy.child values ('c3', 'p1', 5, null, now())",
+        "c3",
+    ),
+    (
+        {"kind": "freshness", "column": "seen_at", "max_age_hours": 1},
+        "update toy.child set seen_at = now() - interval '2 hours'",
+        None,
+    ),
     ({"kind": "row_count", "min": 1, "max": 2}, "insert into toy.child values ('c3', 'p1', 1, 'ok', now())", "3"),
-    ({"kind": "sql", "failing": "select id as key from toy.child where amount > 15 and status = 'bad'"},
-     "update toy.child set status = 'bad' where id = 'c2'", "c2"),
+    (
+        {"kind": "sql", "failing": "select id as key from toy.child where amount > 15 and status = 'bad'"},
+        "update toy.child set status = 'bad' where id = 'c2'",
+        "c2",
+    ),
 ]
 
 
@@ -84,8 +106,9 @@ def _result(dimension: str, checked: int, failing: int, severity: str = "warn") 
 
 
 def test_score_is_proportional_to_failing_rows():
-    scores = quality.score([_result("validity", 1000, 10), _result("validity", 1000, 0),
-                            _result("completeness", 500, 0)])
+    scores = quality.score(
+        [_result("validity", 1000, 10), _result("validity", 1000, 0), _result("completeness", 500, 0)]
+    )
     assert scores["dimensions"] == {"completeness": 100.0, "validity": 99.5}
     assert scores["overall"] == 99.75 and scores["grade"] == "A"
     assert quality.score([_result("accuracy", 100, 40)])["grade"] == "F"
@@ -120,13 +143,20 @@ def test_known_defects_lower_staging_scores_by_their_share(fresh_db, outputs):
     done = run_pipeline("--params", "params/small.yaml")
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_db) as conn:
-        failed = dict(conn.execute("select check_name, rows_failing from monitoring.check_results "
-                                   "where not passed").fetchall())
-        quarantined_items = conn.execute("select count(*) from production.quarantine where source_table = "
-                                         "'order_items' and 'INVALID_QUANTITY' = any (reasons)").fetchone()[0]
+        failed = dict(
+            conn.execute("select check_name, rows_failing from monitoring.check_results where not passed").fetchall()
+        )
+        quarantined_items = conn.execute(
+            "select count(*) from production.quarantine where source_table = "
+            "'order_items' and 'INVALID_QUANTITY' = any (reasons)"
+        ).fetchone()[0]
     # Only staging (warn) checks fail, each by exactly the injected defects.
-    assert set(failed) <= {"staging_customer_email_valid", "staging_order_item_quantity_positive",
-                           "staging_order_unique_per_batch", "staging_order_total_is_money"}
+    assert set(failed) <= {
+        "staging_customer_email_valid",
+        "staging_order_item_quantity_positive",
+        "staging_order_unique_per_batch",
+        "staging_order_total_is_money",
+    }
     assert failed["staging_order_item_quantity_positive"] == quarantined_items
     _, dimensions = _score(fresh_db)
     assert 99 < dimensions["validity"] < 100
@@ -135,12 +165,19 @@ def test_known_defects_lower_staging_scores_by_their_share(fresh_db, outputs):
 def test_error_failure_stops_the_run_and_keeps_results(fresh_db, outputs):
     assert run_pipeline("--params", "params/small.yaml").returncode == 0
     with psycopg.connect(fresh_db) as conn:
-        conn.execute("update warehouse.agg_daily_sales set revenue = revenue + 1 "
-                     "where date_key = (select min(date_key) from warehouse.agg_daily_sales)")
+        conn.execute(
+            "update warehouse.agg_daily_sales set revenue = revenue + 1 "
+            "where date_key = (select min(date_key) from warehouse.agg_daily_sales)"
+        )
     done = run_pipeline("--params", "params/small.yaml", "--only", "quality")
     assert done.returncode == 1
-    assert "QualityGateError" in done.stderr and "warehouse_daily_sales_reconcile on warehouse.agg_daily_sales" in done.stderr
+    assert (
+        "QualityGateError" in done.stderr
+        and "warehouse_daily_sales_reconcile on warehouse.agg_daily_sales" in done.stderr
+    )
     with psycopg.connect(fresh_db) as conn:
-        stored = conn.execute("select rows_failing, passed from monitoring.check_results "
-                              "where check_name = 'warehouse_daily_sales_reconcile' order by checked_at").fetchall()
+        stored = conn.execute(
+            "select rows_failing, passed from monitoring.check_results "
+            "where check_name = 'warehouse_daily_sales_reconcile' order by checked_at"
+        ).fetchall()
     assert stored == [(0, True), (1, False)]

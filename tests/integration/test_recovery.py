@@ -17,21 +17,26 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from test_incremental import _production
+from test_warehouse import _comparable
 
 from conftest import REPO
 from ecom_pipeline import db
 from ecom_pipeline.orchestrator import STAGE_NAMES
-
-from test_incremental import _production
-from test_warehouse import _comparable
 
 pytestmark = pytest.mark.slow
 RUN_ID = "interrupted"
 
 
 def _start(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "run_all.py"), *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "run_all.py"), *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_stage(summary: Path, stage: str, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -68,8 +73,14 @@ def uninterrupted(server_url, tmp_path_factory):
     outputs = tmp_path_factory.mktemp("reference")
     with db.scratch_database(server_url, "reference") as url:
         env = {**os.environ, "CI": "true", "DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)}
-        done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"], cwd=REPO,
-                              env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
         yield _result(url)
 
@@ -90,8 +101,14 @@ def test_run_killed_in_every_stage_resumes_to_the_same_result(fresh_db, outputs,
         proc = _start(*args, env=env)
         _wait_for_stage(summary, stage, proc)
         _kill_tree(proc)
-    done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--resume", RUN_ID], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--resume", RUN_ID],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_db) as conn:
         status = conn.execute("select status from monitoring.pipeline_runs").fetchall()
@@ -127,8 +144,14 @@ def test_database_stopped_during_a_stage_resumes_to_the_same_result(outputs, tmp
         _, err = proc.communicate(timeout=300)
         assert proc.returncode in (1, 3), err  # the stage fails, or the run loses its own connection first
         assert "Traceback" not in err and f"--resume {RUN_ID}" in err
-    done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--resume", RUN_ID], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--resume", RUN_ID],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
 
     from ecom_pipeline import embedded

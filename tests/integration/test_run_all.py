@@ -25,7 +25,9 @@ HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
 
 def _runs(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
-        return conn.execute("select run_id, status, stages from monitoring.pipeline_runs order by started_at").fetchall()
+        return conn.execute(
+            "select run_id, status, stages from monitoring.pipeline_runs order by started_at"
+        ).fetchall()
 
 
 def test_run_all_twice_records_both_runs(fresh_db, outputs):
@@ -46,7 +48,9 @@ def test_run_all_twice_records_both_runs(fresh_db, outputs):
     with psycopg.connect(fresh_db) as conn:
         stage_rows = conn.execute(
             "select stage, status, duration_s > 0, row_counts <> '{}' from monitoring.stage_runs "
-            "where run_id = %s order by started_at", (runs[1][0],)).fetchall()
+            "where run_id = %s order by started_at",
+            (runs[1][0],),
+        ).fetchall()
     assert stage_rows == [(name, "success", True, True) for name in STAGE_NAMES]
     for stage in STAGES:
         notebook = nbformat.read(outputs / "runs" / runs[1][0] / stage.notebook, as_version=4)
@@ -68,12 +72,15 @@ def test_run_all_refuses_unknown_parameter(outputs):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("url", [
-    "postgresql://ops:topsecret@127.0.0.1:1/shop",
-    "host=127.0.0.1 port=1 dbname=shop user=ops password=topsecret",
-    "postgresql+psycopg2://ops:topsecret@127.0.0.1:1/shop",
-    "postgresql://ops:top#secret@127.0.0.1:1/shop",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ops:topsecret@127.0.0.1:1/shop",
+        "host=127.0.0.1 port=1 dbname=shop user=ops password=topsecret",
+        "postgresql+psycopg2://ops:topsecret@127.0.0.1:1/shop",
+        "postgresql://ops:top#secret@127.0.0.1:1/shop",
+    ],
+)
 def test_run_all_reports_unreachable_database(outputs, url):
     done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
     assert done.returncode == 3
@@ -84,10 +91,13 @@ def test_run_all_reports_unreachable_database(outputs, url):
             assert "secret" not in path.read_text(errors="replace"), path
 
 
-@pytest.mark.parametrize("url, message", [
-    ("host=db.example.org port=99999 password=topsecret", "invalid port '99999'"),
-    ("this is not a url password=topsecret", "not a PostgreSQL connection string"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("host=db.example.org port=99999 password=topsecret", "invalid port '99999'"),
+        ("this is not a url password=topsecret", "not a PostgreSQL connection string"),
+    ],
+)
 def test_run_all_refuses_an_unusable_connection_string_in_one_line(outputs, url, message):
     done = run_pipeline("--params", "params/small.yaml", env={"DATABASE_URL": url})
     assert done.returncode == 2
@@ -126,19 +136,24 @@ def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path
     summary = json.loads((outputs / "runs" / run_id / "run_summary.json").read_text())
     assert [(s["stage"], s["status"]) for s in summary["stages"]] == [(name, "success") for name in STAGE_NAMES]
     with psycopg.connect(fresh_db) as conn:
-        attempts = conn.execute("select stage, attempt, status from monitoring.stage_runs where run_id = %s "
-                                "order by stage, attempt", (run_id,)).fetchall()
+        attempts = conn.execute(
+            "select stage, attempt, status from monitoring.stage_runs where run_id = %s order by stage, attempt",
+            (run_id,),
+        ).fetchall()
         assert conn.execute("select count(*) from staging.orders").fetchone()[0] == 3
     # Stages before the failure ran once; the failed stage twice; the ones after it once, on resume.
     expected = [(name, 1, "success") for name in STAGE_NAMES if name != "ingest"]
-    assert sorted(attempts) == sorted(expected + [("ingest", 1, "failed"), ("ingest", 2, "success")])
+    assert sorted(attempts) == sorted([*expected, ("ingest", 1, "failed"), ("ingest", 2, "success")])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda path: None, "--input: input path does not exist"),
-    (lambda path: path.mkdir(), "holds no batch: a batch is a folder with any of customers.csv"),
-    (lambda path: path.write_text("x"), "--input: input path is not a folder"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: None, "--input: input path does not exist"),
+        (lambda path: path.mkdir(), "holds no batch: a batch is a folder with any of customers.csv"),
+        (lambda path: path.write_text("x"), "--input: input path is not a folder"),
+    ],
+)
 def test_unusable_input_is_refused_before_anything_runs(fresh_db, outputs, tmp_path, make, message):
     source = tmp_path / "export"
     make(source)
@@ -160,15 +175,29 @@ def test_no_run_folder_when_the_database_does_not_answer(outputs):
 def test_paths_given_by_the_user_are_relative_to_the_current_folder(fresh_db, outputs, tmp_path):
     shutil.copytree(HANDWRITTEN, tmp_path / "export")
     shutil.copy(REPO / "params" / "small.yaml", tmp_path / "mine.yaml")
-    done = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "mine.yaml", "--input", "export",
-                           "--to", "clean"], cwd=tmp_path, env={**os.environ, "CI": "true"},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--params", "mine.yaml", "--input", "export", "--to", "clean"],
+        cwd=tmp_path,
+        env={**os.environ, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from production.orders").fetchone()[0] == 3
-        assert conn.execute("select stages from monitoring.pipeline_runs").fetchone()[0] == ["generate", "ingest", "clean"]
-    refused = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert conn.execute("select stages from monitoring.pipeline_runs").fetchone()[0] == [
+            "generate",
+            "ingest",
+            "clean",
+        ]
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2
     assert f"params file not found: {tmp_path}/params/small.yaml" in refused.stderr
     assert f"did you mean {REPO}/params/small.yaml?" in refused.stderr
@@ -189,23 +218,39 @@ def test_only_from_and_to_select_stages(fresh_db, outputs):
         assert conn.execute("select count(*) from warehouse.load_log").fetchone()[0] == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--only", "clean", "--from", "ingest"], "--only cannot be combined with --from or --to"),
-    (["--from", "warehouse", "--to", "ingest"], "--to ingest comes before --from warehouse"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "clean", "--from", "ingest"], "--only cannot be combined with --from or --to"),
+        (["--from", "warehouse", "--to", "ingest"], "--to ingest comes before --from warehouse"),
+    ],
+)
 def test_contradictory_stage_selection_is_refused(outputs, args, message):
     done = run_pipeline("--params", "params/small.yaml", *args)
     assert done.returncode == 2 and message in done.stderr
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(fresh_db, outputs):
-    done = run_pipeline("--params", "params/small.yaml", "--input", str(HANDWRITTEN), "--from", "ingest",
-                        "--to", "warehouse", "--dry-run", env={"DATABASE_URL": make_conninfo(fresh_db, password="pw!")})
+    done = run_pipeline(
+        "--params",
+        "params/small.yaml",
+        "--input",
+        str(HANDWRITTEN),
+        "--from",
+        "ingest",
+        "--to",
+        "warehouse",
+        "--dry-run",
+        env={"DATABASE_URL": make_conninfo(fresh_db, password="pw!")},
+    )
     assert done.returncode == 0, done.stderr
     plan = done.stdout
     assert "dry run: nothing was started or written" in plan
-    assert [line.split(".", 1)[1].split(":")[0].strip() for line in plan.splitlines()
-            if line.startswith("    ") and ":" in line] == ["ingest", "clean", "warehouse"]
+    assert [
+        line.split(".", 1)[1].split(":")[0].strip()
+        for line in plan.splitlines()
+        if line.startswith("    ") and ":" in line
+    ] == ["ingest", "clean", "warehouse"]
     assert "batches:  1 in " in plan and "    2025-03-01" in plan and "pw!" not in plan + done.stderr
     assert db.describe(fresh_db) in plan
     assert not outputs.exists() or not any(outputs.iterdir())
@@ -219,8 +264,9 @@ def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
     name = f"secret_{int(time.time() * 1000) % 10**9}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"drop role if exists {user}")
-        conn.execute(sql.SQL("create role {} login superuser password {}").format(
-            sql.Identifier(user), sql.Literal(password)))
+        conn.execute(
+            sql.SQL("create role {} login superuser password {}").format(sql.Identifier(user), sql.Literal(password))
+        )
         conn.execute(f'create database "{name}" owner {user}')
     # The key=value form, with characters a URL would need encoded.
     url = make_conninfo(db.with_database(server_url, name), user=user, password=password)
@@ -232,8 +278,9 @@ def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
             if path.is_file() and path.suffix in {".ipynb", ".json", ".yaml", ".html", ".log", ".csv"}:
                 assert password not in path.read_text(errors="replace"), path
         with psycopg.connect(url) as conn:
-            stored = conn.execute("select params::text || coalesce(error, '') from monitoring.pipeline_runs"
-                                  ).fetchone()[0]
+            stored = conn.execute(
+                "select params::text || coalesce(error, '') from monitoring.pipeline_runs"
+            ).fetchone()[0]
         assert password not in stored
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
@@ -242,8 +289,12 @@ def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
 
 
 def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until a stage is running
         try:
@@ -264,8 +315,13 @@ def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
     assert statuses == ["failed", "success"]  # the killed run is marked, not left "running"
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("select count(*) from staging.ingestion_log").fetchone()[0] >= 4
-        assert conn.execute("select count(*) from pg_locks where locktype = 'advisory' and database = "
-                            "(select oid from pg_database where datname = current_database())").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "select count(*) from pg_locks where locktype = 'advisory' and database = "
+                "(select oid from pg_database where datname = current_database())"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 @pytest.mark.slow

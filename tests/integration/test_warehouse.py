@@ -4,17 +4,24 @@ import shutil
 from pathlib import Path
 
 import psycopg
+from test_clean import _edit
 
 from conftest import REPO
 from ecom_pipeline import contract, db, migrations
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, generate, ingest, warehouse
 
-from test_clean import _edit
-
 HANDWRITTEN = REPO / "tests" / "data" / "handwritten" / "2025-03-01"
-SMALL = GenerateParams(orders=600, customers=150, products=40, days=30, seed=5, customer_change_rate=0.05,
-                       price_change_rate=0.1, new_customers_per_day=5)
+SMALL = GenerateParams(
+    orders=600,
+    customers=150,
+    products=40,
+    days=30,
+    seed=5,
+    customer_change_rate=0.05,
+    price_change_rate=0.1,
+    new_customers_per_day=5,
+)
 
 
 def _load(url: str, source: Path, run_id: str = "r1") -> dict:
@@ -34,32 +41,44 @@ def _assert_invariants(url: str) -> None:
         values = recon[column].dropna()
         assert values.nunique() == 1, recon  # to the cent: numeric values compared exactly
     assert _rows(url, "select count(*) from warehouse.fact_sales where customer_key = -1 or product_key = -1") == [(0,)]
-    overlaps = _rows(url, """
+    overlaps = _rows(
+        url,
+        """
         select a.customer_id from warehouse.dim_customer a join warehouse.dim_customer b
           on a.customer_id = b.customer_id and a.customer_key < b.customer_key
          and a.valid_from < b.valid_to and b.valid_from < a.valid_to
         union all
         select a.product_id from warehouse.dim_product a join warehouse.dim_product b
           on a.product_id = b.product_id and a.product_key < b.product_key
-         and a.valid_from < b.valid_to and b.valid_from < a.valid_to""")
+         and a.valid_from < b.valid_to and b.valid_from < a.valid_to""",
+    )
     assert overlaps == []
-    assert _rows(url, "select count(*) from (select customer_id from warehouse.dim_customer group by 1 "
-                      "having count(*) filter (where is_current) <> 1) x") == [(0,)]
+    assert _rows(
+        url,
+        "select count(*) from (select customer_id from warehouse.dim_customer group by 1 "
+        "having count(*) filter (where is_current) <> 1) x",
+    ) == [(0,)]
     # Every fact points at the version valid at its order's time.
-    assert _rows(url, """
+    assert _rows(
+        url,
+        """
         select count(*) from warehouse.fact_sales f
         join warehouse.dim_customer c on c.customer_key = f.customer_key
         join warehouse.dim_product p on p.product_key = f.product_key
         where not (f.order_ts >= c.valid_from and f.order_ts < c.valid_to
-                   and f.order_ts >= p.valid_from and f.order_ts < p.valid_to)""") == [(0,)]
+                   and f.order_ts >= p.valid_from and f.order_ts < p.valid_to)""",
+    ) == [(0,)]
     # Facts match production line for line (status included).
-    assert _rows(url, """
+    assert _rows(
+        url,
+        """
         select count(*) from production.order_items i
         join production.orders o on o.order_id = i.order_id
         full join (warehouse.fact_sales f join warehouse.dim_status s on s.status_key = f.status_key)
           on f.order_item_id = i.order_item_id
         where f.order_item_id is null or i.order_item_id is null or s.status <> o.status
-           or f.line_total <> i.line_total""") == [(0,)]
+           or f.line_total <> i.line_total""",
+    ) == [(0,)]
 
 
 def test_warehouse_generated_days_hold_every_invariant(migrated_db, tmp_path):
@@ -78,8 +97,14 @@ def test_warehouse_rerun_changes_nothing(migrated_db, tmp_path):
     raw = tmp_path / "raw"
     generate.generate_next_batch(SMALL, raw)
     _load(migrated_db, raw)
-    tables = ["dim_date", "dim_customer", "dim_product", "agg_daily_sales", "agg_product_performance",
-              "agg_customer_metrics"]
+    tables = [
+        "dim_date",
+        "dim_customer",
+        "dim_product",
+        "agg_daily_sales",
+        "agg_product_performance",
+        "agg_customer_metrics",
+    ]
     before = {t: _rows(migrated_db, f"select * from warehouse.{t} order by 1") for t in tables}
     facts = "select order_item_id, customer_key, product_key, status_key, line_total, profit from warehouse.fact_sales"
     before["facts"] = _rows(migrated_db, facts + " order by 1")
@@ -95,11 +120,19 @@ def test_warehouse_rerun_changes_nothing(migrated_db, tmp_path):
 def _comparable(url: str) -> dict[str, list[tuple]]:
     """The warehouse without surrogate key values and load timestamps."""
     return {
-        "dim_customer": _rows(url, "select customer_id, full_name, email, city, state, segment, valid_from, valid_to, "
-                                   "is_current from warehouse.dim_customer order by 1, valid_from"),
-        "dim_product": _rows(url, "select product_id, product_name, category, price, cost, price_band, valid_from, "
-                                  "valid_to, is_current from warehouse.dim_product order by 1, valid_from"),
-        "fact_sales": _rows(url, """
+        "dim_customer": _rows(
+            url,
+            "select customer_id, full_name, email, city, state, segment, valid_from, valid_to, "
+            "is_current from warehouse.dim_customer order by 1, valid_from",
+        ),
+        "dim_product": _rows(
+            url,
+            "select product_id, product_name, category, price, cost, price_band, valid_from, "
+            "valid_to, is_current from warehouse.dim_product order by 1, valid_from",
+        ),
+        "fact_sales": _rows(
+            url,
+            """
             select f.order_item_id, f.order_id, f.date_key, c.customer_id, c.valid_from, p.product_id, p.valid_from,
                    s.status, m.payment_method, f.quantity, f.unit_price, f.discount_amount, f.line_total,
                    f.cost_amount, f.profit
@@ -108,9 +141,12 @@ def _comparable(url: str) -> dict[str, list[tuple]]:
             join warehouse.dim_product p on p.product_key = f.product_key
             join warehouse.dim_status s on s.status_key = f.status_key
             join warehouse.dim_payment_method m on m.payment_method_key = f.payment_method_key
-            order by 1"""),
-        **{t: _rows(url, f"select * from warehouse.{t} order by 1")
-           for t in ("dim_date", "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")},
+            order by 1""",
+        ),
+        **{
+            t: _rows(url, f"select * from warehouse.{t} order by 1")
+            for t in ("dim_date", "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
+        },
     }
 
 
@@ -146,41 +182,102 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
             (folder / contract.file_name(table)).write_text(header + "\n")
         return folder
 
-    customer = dict(first_name="Ana", last_name="Souza", email="ana.souza@example.com", state="IL", country="US",
-                    registration_date="2024-11-02")
+    customer = dict(
+        first_name="Ana",
+        last_name="Souza",
+        email="ana.souza@example.com",
+        state="IL",
+        country="US",
+        registration_date="2024-11-02",
+    )
     day2 = next_day("2025-03-02")
     _edit(day2, "customers", "CUST-1", city="Chicago", updated_at="2025-03-02T06:00:00", **customer)
-    _edit(day2, "products", "SKU-A", product_name="Trail Runner 2", category="Sports & Outdoors", price="99.90",
-          cost="52.00", updated_at="2025-03-02T00:00:00")
-    _edit(day2, "orders", "ORD-4", customer_id="CUST-1", order_date="2025-03-02T12:00:00", status="delivered",
-          payment_method="upi", total_amount="99.90", updated_at="2025-03-02T12:00:00")
-    _edit(day2, "order_items", "ITEM-4", order_id="ORD-4", product_id="SKU-A", quantity="1", unit_price="99.90",
-          discount_percentage="0", line_total="99.90")
+    _edit(
+        day2,
+        "products",
+        "SKU-A",
+        product_name="Trail Runner 2",
+        category="Sports & Outdoors",
+        price="99.90",
+        cost="52.00",
+        updated_at="2025-03-02T00:00:00",
+    )
+    _edit(
+        day2,
+        "orders",
+        "ORD-4",
+        customer_id="CUST-1",
+        order_date="2025-03-02T12:00:00",
+        status="delivered",
+        payment_method="upi",
+        total_amount="99.90",
+        updated_at="2025-03-02T12:00:00",
+    )
+    _edit(
+        day2,
+        "order_items",
+        "ITEM-4",
+        order_id="ORD-4",
+        product_id="SKU-A",
+        quantity="1",
+        unit_price="99.90",
+        discount_percentage="0",
+        line_total="99.90",
+    )
     _load(migrated_db, root, run_id="r2")
 
     day3 = next_day("2025-03-03")
-    _edit(day3, "customers", "CUST-1", city="Denver", state="CO", updated_at="2025-03-03T06:00:00",
-          **{k: v for k, v in customer.items() if k != "state"})
-    _edit(day3, "orders", "ORD-1", customer_id="CUST-1", order_date="2025-02-27T14:03:00", status="cancelled",
-          payment_method="credit_card", total_amount="179.80", updated_at="2025-03-03T09:00:00")
+    _edit(
+        day3,
+        "customers",
+        "CUST-1",
+        city="Denver",
+        state="CO",
+        updated_at="2025-03-03T06:00:00",
+        **{k: v for k, v in customer.items() if k != "state"},
+    )
+    _edit(
+        day3,
+        "orders",
+        "ORD-1",
+        customer_id="CUST-1",
+        order_date="2025-02-27T14:03:00",
+        status="cancelled",
+        payment_method="credit_card",
+        total_amount="179.80",
+        updated_at="2025-03-03T09:00:00",
+    )
     _load(migrated_db, root, run_id="r3")
 
-    versions = _rows(migrated_db, "select city, segment, valid_from::date::text, valid_to::date::text, is_current "
-                                  "from warehouse.dim_customer where customer_id = 'CUST-1' order by valid_from")
-    assert versions == [("Springfield", "Midwest", "1900-01-01", "2025-03-02", False),
-                        ("Chicago", "Midwest", "2025-03-02", "2025-03-03", False),
-                        ("Denver", "West", "2025-03-03", "9999-12-31", True)]
-    points = _rows(migrated_db, """
+    versions = _rows(
+        migrated_db,
+        "select city, segment, valid_from::date::text, valid_to::date::text, is_current "
+        "from warehouse.dim_customer where customer_id = 'CUST-1' order by valid_from",
+    )
+    assert versions == [
+        ("Springfield", "Midwest", "1900-01-01", "2025-03-02", False),
+        ("Chicago", "Midwest", "2025-03-02", "2025-03-03", False),
+        ("Denver", "West", "2025-03-03", "9999-12-31", True),
+    ]
+    points = _rows(
+        migrated_db,
+        """
         select f.order_id, c.city, p.price, s.status from warehouse.fact_sales f
         join warehouse.dim_customer c on c.customer_key = f.customer_key
         join warehouse.dim_product p on p.product_key = f.product_key
         join warehouse.dim_status s on s.status_key = f.status_key
-        where f.order_id in ('ORD-1', 'ORD-4') order by 1""")
+        where f.order_id in ('ORD-1', 'ORD-4') order by 1""",
+    )
     # ORD-1 was placed before the moves and the price change; ORD-4 after the first move and the new price.
-    assert [(o, c, float(p), s) for o, c, p, s in points] == [("ORD-1", "Springfield", 89.90, "cancelled"),
-                                                              ("ORD-4", "Chicago", 99.90, "delivered")]
-    daily = _rows(migrated_db, "select full_date::text, revenue, cancelled_orders from warehouse.agg_daily_sales "
-                               "where full_date = '2025-02-27'")
+    assert [(o, c, float(p), s) for o, c, p, s in points] == [
+        ("ORD-1", "Springfield", 89.90, "cancelled"),
+        ("ORD-4", "Chicago", 99.90, "delivered"),
+    ]
+    daily = _rows(
+        migrated_db,
+        "select full_date::text, revenue, cancelled_orders from warehouse.agg_daily_sales "
+        "where full_date = '2025-02-27'",
+    )
     assert daily == [("2025-02-27", 0, 1)]  # the cancellation took the day's revenue out
     _assert_invariants(migrated_db)
 
@@ -191,8 +288,16 @@ def test_warehouse_dim_date_calendar(migrated_db, tmp_path):
     _load(migrated_db, root)
     span = _rows(migrated_db, "select min(full_date)::text, max(full_date)::text, count(*) from warehouse.dim_date")
     assert span == [("2025-02-27", "2026-03-01", 368)]  # first order to last order + 365 days
-    days = dict(_rows(migrated_db, "select full_date::text, (day_name, is_weekend, is_holiday, holiday_name, "
-                                   "iso_week, quarter)::text from warehouse.dim_date "
-                                   "where full_date in ('2025-03-01', '2025-12-25', '2025-03-03')"))
-    assert days == {"2025-03-01": "(Saturday,t,f,,9,1)", "2025-03-03": "(Monday,f,f,,10,1)",
-                    "2025-12-25": "(Thursday,f,t,\"Christmas Day\",52,4)"}
+    days = dict(
+        _rows(
+            migrated_db,
+            "select full_date::text, (day_name, is_weekend, is_holiday, holiday_name, "
+            "iso_week, quarter)::text from warehouse.dim_date "
+            "where full_date in ('2025-03-01', '2025-12-25', '2025-03-03')",
+        )
+    )
+    assert days == {
+        "2025-03-01": "(Saturday,t,f,,9,1)",
+        "2025-03-03": "(Monday,f,f,,10,1)",
+        "2025-12-25": '(Thursday,f,t,"Christmas Day",52,4)',
+    }

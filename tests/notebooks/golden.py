@@ -30,8 +30,18 @@ INJECTED = 'run_id = "golden"\nparams_file = "params/small.yaml"\n'
 def make_golden() -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp, db.scratch_database(db.database_url(), "golden") as url:
         env = {**os.environ, "DATABASE_URL": url, "PIPELINE_OUTPUTS": tmp, "CI": "true"}
-        subprocess.run([sys.executable, str(config.PROJ_ROOT / "run_all.py"), "--params", "params/small.yaml",
-                        "--run-id", "golden"], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(config.PROJ_ROOT / "run_all.py"),
+                "--params",
+                "params/small.yaml",
+                "--run-id",
+                "golden",
+            ],
+            env=env,
+            check=True,
+        )
         written = []
         for stage in orchestrator.STAGES:
             nb = nbformat.read(Path(tmp) / "runs" / "golden" / stage.notebook, as_version=4)
@@ -53,9 +63,23 @@ def reexecute(database_url: str, outputs: Path) -> subprocess.CompletedProcess:
     """Re-run the golden notebooks in order under nbval and compare their outputs."""
     env = {**os.environ, "DATABASE_URL": database_url, "PIPELINE_OUTPUTS": str(outputs)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", *sorted(str(p) for p in GOLDEN_DIR.glob("*.ipynb"))],
-        cwd=config.PROJ_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *sorted(str(p) for p in GOLDEN_DIR.glob("*.ipynb")),
+        ],
+        cwd=config.PROJ_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 

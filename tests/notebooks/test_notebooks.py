@@ -4,10 +4,9 @@ import json
 import re
 
 import pytest
+from golden import GOLDEN_DIR, reexecute
 
 from ecom_pipeline import config, orchestrator
-
-from golden import GOLDEN_DIR, reexecute
 
 
 @pytest.mark.parametrize("stage", orchestrator.STAGES, ids=lambda s: s.name)
@@ -34,5 +33,7 @@ def test_every_stage_has_a_golden_notebook():
 def test_golden_notebooks_reexecute_with_the_same_outputs(fresh_db, tmp_path):
     done = reexecute(fresh_db, tmp_path / "outputs")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    cells = sum(c["cell_type"] == "code" for p in GOLDEN_DIR.glob("*.ipynb") for c in json.loads(p.read_text())["cells"])
+    cells = sum(
+        c["cell_type"] == "code" for p in GOLDEN_DIR.glob("*.ipynb") for c in json.loads(p.read_text())["cells"]
+    )
     assert re.search(rf"\b{cells} passed", done.stdout), done.stdout[-2000:]

@@ -21,31 +21,41 @@ def test_describe_never_shows_password():
 
 
 def test_describe_socket_url_is_one_psql_reads_as_the_socket():
-    assert db.describe("postgresql://postgres:@/ecom?host=/var/run/pg&port=5499") == \
-        "postgresql://postgres@/ecom?host=/var/run/pg&port=5499"
+    assert (
+        db.describe("postgresql://postgres:@/ecom?host=/var/run/pg&port=5499")
+        == "postgresql://postgres@/ecom?host=/var/run/pg&port=5499"
+    )
 
 
-@pytest.mark.parametrize("url, described", [
-    ("host=db.example.org port=5433 dbname=shop user=alice password=s3cret",
-     "postgresql://alice@db.example.org:5433/shop"),
-    (r"host=/tmp/pg dbname=ecom user=postgres password='s3 cr\'et'", "postgresql://postgres@/ecom?host=/tmp/pg"),
-    ("postgresql+psycopg2://alice:s3cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
-    ("postgres+psycopg://alice:s3cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
-    ("postgresql://alice:s3#cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
-])
+@pytest.mark.parametrize(
+    "url, described",
+    [
+        (
+            "host=db.example.org port=5433 dbname=shop user=alice password=s3cret",
+            "postgresql://alice@db.example.org:5433/shop",
+        ),
+        (r"host=/tmp/pg dbname=ecom user=postgres password='s3 cr\'et'", "postgresql://postgres@/ecom?host=/tmp/pg"),
+        ("postgresql+psycopg2://alice:s3cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
+        ("postgres+psycopg://alice:s3cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
+        ("postgresql://alice:s3#cret@db.example.org/shop", "postgresql://alice@db.example.org/shop"),
+    ],
+)
 def test_every_form_libpq_accepts_is_read_and_never_shows_the_password(url, described):
     normalised = db.normalise(url)
     assert db.describe(normalised) == described
     assert "s3" not in db.redact(f"connecting with {url} failed", normalised)
 
 
-@pytest.mark.parametrize("url, message", [
-    ("not a connection string", 'missing "="'),
-    ("password=hunter2 garbage", 'missing "="'),
-    ("postgresql://u:hunter2@h/db?bogus=1", "invalid URI query parameter"),
-    ("postgresql://u:hunter2@h:99999/db", "invalid port '99999'"),
-    ("host=h port=abc password=hunter2", "invalid port 'abc'"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("not a connection string", 'missing "="'),
+        ("password=hunter2 garbage", 'missing "="'),
+        ("postgresql://u:hunter2@h/db?bogus=1", "invalid URI query parameter"),
+        ("postgresql://u:hunter2@h:99999/db", "invalid port '99999'"),
+        ("host=h port=abc password=hunter2", "invalid port 'abc'"),
+    ],
+)
 def test_unusable_connection_string_is_one_clear_line_without_its_text(url, message):
     with pytest.raises(db.BadConnectionString, match=message) as info:
         db.normalise(url)
@@ -54,11 +64,16 @@ def test_unusable_connection_string_is_one_clear_line_without_its_text(url, mess
 
 
 # "Pw" first: a password that is a piece of the printed target ("post") is in it whatever redact does.
-@given(password=st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                        min_size=2, max_size=30).map(lambda text: "Pw" + text))
+@given(
+    password=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=2, max_size=30
+    ).map(lambda text: "Pw" + text)
+)
 def test_no_password_survives_describe_or_redact(password):
-    for url in (make_conninfo(host="db.example.org", dbname="shop", user="alice", password=password),
-                f"postgresql://alice:{quote(password, safe='')}@db.example.org/shop"):
+    for url in (
+        make_conninfo(host="db.example.org", dbname="shop", user="alice", password=password),
+        f"postgresql://alice:{quote(password, safe='')}@db.example.org/shop",
+    ):
         normalised = db.normalise(url)
         assert password not in db.describe(normalised)
         assert password not in db.redact(f"error for {url}: password {password} rejected", normalised)
@@ -94,7 +109,8 @@ def test_database_url_without_configuration_is_embedded(monkeypatch, tmp_path):
 
 
 def test_connect_unreachable_is_a_clear_error():
-    with pytest.raises(db.DatabaseUnavailable, match=r"cannot connect to the database postgresql://bob@127\.0\.0\.1:1/x"
-                       ) as info:
+    with pytest.raises(
+        db.DatabaseUnavailable, match=r"cannot connect to the database postgresql://bob@127\.0\.0\.1:1/x"
+    ) as info:
         db.connect("postgresql://bob:hunter2@127.0.0.1:1/x")
     assert "hunter2" not in str(info.value)

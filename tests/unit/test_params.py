@@ -75,10 +75,13 @@ def test_parse_override_parses_yaml_scalars():
     assert parse_override("generate.defect_rate=0.02") == ("generate.defect_rate", 0.02)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("generate.start_date=2025-02-30", "--set generate.start_date: '2025-02-30' is not a valid value"),
-    ("generate.orders=[1", "--set generate.orders: the value is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("generate.start_date=2025-02-30", "--set generate.start_date: '2025-02-30' is not a valid value"),
+        ("generate.orders=[1", "--set generate.orders: the value is not valid YAML"),
+    ],
+)
 def test_override_with_an_impossible_value_names_the_set(override, message):
     with pytest.raises(ParamsError, match=message):
         load_params(config.DEFAULT_PARAMS_FILE, [override])
@@ -91,8 +94,14 @@ def test_params_file_with_an_impossible_date_is_clear(tmp_path):
         load_params(bad)
 
 
-@pytest.mark.parametrize("override, name", [("clean.slices=0", r"clean\.slices"), ("clean.slices=two", r"clean\.slices"),
-                                            ("clean.slice_rows=-1", r"clean\.slice_rows")])
+@pytest.mark.parametrize(
+    "override, name",
+    [
+        ("clean.slices=0", r"clean\.slices"),
+        ("clean.slices=two", r"clean\.slices"),
+        ("clean.slice_rows=-1", r"clean\.slice_rows"),
+    ],
+)
 def test_load_params_refuses_unusable_slices(override, name):
     with pytest.raises(ParamsError, match=name):
         load_params("params/small.yaml", [override])

@@ -16,9 +16,19 @@ def test_environment_yml_parses_and_installs_the_project():
 
 def test_gitignore_keeps_lib_and_hides_outputs_and_secrets():
     ignored = subprocess.run(
-        ["git", "-C", str(config.PROJ_ROOT), "check-ignore", "--no-index", "lib/ecom_pipeline/db.py",
-         "outputs/runs/x/a.ipynb", ".env", "outputs/README.md"],
-        capture_output=True, text=True,
+        [
+            "git",
+            "-C",
+            str(config.PROJ_ROOT),
+            "check-ignore",
+            "--no-index",
+            "lib/ecom_pipeline/db.py",
+            "outputs/runs/x/a.ipynb",
+            ".env",
+            "outputs/README.md",
+        ],
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert ignored == ["outputs/runs/x/a.ipynb", ".env"]
 

@@ -17,10 +17,11 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -32,16 +33,39 @@ from ecom_pipeline.params import AnalyticsParams
 log = logging.getLogger(__name__)
 
 # In the order the analytics summary lists them; each is sql/analytics/<name>.sql.
-ANALYSES = ("top_products", "monthly_trend", "category_performance", "category_monthly", "payment_mix",
-            "region_revenue", "spend_bands", "customer_lifetime_value", "customer_pareto", "rfm_segments",
-            "cohort_retention", "product_profitability", "discount_impact", "day_of_week", "seasonality",
-            "daily_sales")
+ANALYSES = (
+    "top_products",
+    "monthly_trend",
+    "category_performance",
+    "category_monthly",
+    "payment_mix",
+    "region_revenue",
+    "spend_bands",
+    "customer_lifetime_value",
+    "customer_pareto",
+    "rfm_segments",
+    "cohort_retention",
+    "product_profitability",
+    "discount_impact",
+    "day_of_week",
+    "seasonality",
+    "daily_sales",
+)
 
 SNAPSHOT_WAIT_S = 600  # how long the analyses hold their snapshot open for the export to take it
 
 # What the BI export holds: the star schema and the aggregates.
-EXPORT_TABLES = ("dim_date", "dim_customer", "dim_product", "dim_status", "dim_payment_method", "fact_sales",
-                 "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
+EXPORT_TABLES = (
+    "dim_date",
+    "dim_customer",
+    "dim_product",
+    "dim_status",
+    "dim_payment_method",
+    "fact_sales",
+    "agg_daily_sales",
+    "agg_product_performance",
+    "agg_customer_metrics",
+)
 
 
 @dataclass
@@ -56,8 +80,10 @@ class Analytics:
 
 # -- analyses ------------------------------------------------------------------
 
-def run_analyses(url: str, p: AnalyticsParams,
-                 on_snapshot: Callable[[str], threading.Event] | None = None) -> Analytics:
+
+def run_analyses(
+    url: str, p: AnalyticsParams, on_snapshot: Callable[[str], threading.Event] | None = None
+) -> Analytics:
     """Every analysis over one snapshot of the warehouse.
 
     ``on_snapshot`` is given the snapshot's id so that another connection can read the very same
@@ -90,6 +116,7 @@ def run_analyses(url: str, p: AnalyticsParams,
 
 # -- insights --------------------------------------------------------------------
 
+
 def _pct(share: float) -> str:
     return f"{100 * share:.0f}%"
 
@@ -112,10 +139,14 @@ def category_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "top_categories",
         "text": f"{_names(list(top['category']))} bring {_pct(share)} of revenue "
-                f"from {_pct(float(top['line_share'].sum()))} of order lines.",
-        "values": {"categories": list(top["category"]), "revenue_share": round(share, 4),
-                   "line_share": dict(zip(frames["category_performance"]["category"],
-                                          frames["category_performance"]["line_share"].round(4)))},
+        f"from {_pct(float(top['line_share'].sum()))} of order lines.",
+        "values": {
+            "categories": list(top["category"]),
+            "revenue_share": round(share, 4),
+            "line_share": dict(
+                zip(frames["category_performance"]["category"], frames["category_performance"]["line_share"].round(4))
+            ),
+        },
     }
 
 
@@ -125,12 +156,13 @@ def weekend_insight(kpis, frames) -> dict[str, Any] | None:
     if weekend["days"].sum() == 0 or weekday["days"].sum() == 0 or weekday["revenue"].sum() == 0:
         return None
     revenue = (weekend["revenue"].sum() / weekend["days"].sum()) / (weekday["revenue"].sum() / weekday["days"].sum())
-    orders = ((weekend["orders_placed"].sum() / weekend["days"].sum())
-              / (weekday["orders_placed"].sum() / weekday["days"].sum()))
+    orders = (weekend["orders_placed"].sum() / weekend["days"].sum()) / (
+        weekday["orders_placed"].sum() / weekday["days"].sum()
+    )
     return {
         "key": "weekend_vs_weekday",
         "text": f"Weekend days average {_more_or_less(revenue)} revenue than weekdays "
-                f"({_more_or_less(orders)} orders).",
+        f"({_more_or_less(orders)} orders).",
         "values": {"revenue_ratio": round(float(revenue), 4), "orders_ratio": round(float(orders), 4)},
     }
 
@@ -156,8 +188,11 @@ def payment_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "payment_method",
         "text": f"{top['display_name']} pays for {_pct(top['order_share'])} of orders.",
-        "values": {"payment_method": top["payment_method"], "order_share": round(float(top["order_share"]), 4),
-                   "order_shares": dict(zip(mix["payment_method"], mix["order_share"].round(4)))},
+        "values": {
+            "payment_method": top["payment_method"],
+            "order_share": round(float(top["order_share"]), 4),
+            "order_shares": dict(zip(mix["payment_method"], mix["order_share"].round(4))),
+        },
     }
 
 
@@ -171,10 +206,13 @@ def seasonality_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "seasonal_peak",
         "text": f"Revenue peaks in {peak['month_name']} at {revenue:.1f}x the average month "
-                f"(revenue per day); orders peak in {busiest['month_name']}.",
-        "values": {"peak_month": int(peak["month"]), "revenue_ratio": round(float(revenue), 4),
-                   "orders_peak_month": int(busiest["month"]),
-                   "orders_ratio": round(float(busiest["orders_per_day"] / months["orders_per_day"].mean()), 4)},
+        f"(revenue per day); orders peak in {busiest['month_name']}.",
+        "values": {
+            "peak_month": int(peak["month"]),
+            "revenue_ratio": round(float(revenue), 4),
+            "orders_peak_month": int(busiest["month"]),
+            "orders_ratio": round(float(busiest["orders_per_day"] / months["orders_per_day"].mean()), 4),
+        },
     }
 
 
@@ -202,9 +240,12 @@ def discount_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "discount_impact",
         "text": f"Discounted lines sell {units_disc / units_full:.2f}x the units of full-price lines, at a margin "
-                f"of {_pct(margin_disc)} against {_pct(margin_full)}.",
-        "values": {"units_ratio": round(float(units_disc / units_full), 4),
-                   "margin_discounted": round(float(margin_disc), 4), "margin_full_price": round(float(margin_full), 4)},
+        f"of {_pct(margin_disc)} against {_pct(margin_full)}.",
+        "values": {
+            "units_ratio": round(float(units_disc / units_full), 4),
+            "margin_discounted": round(float(margin_disc), 4),
+            "margin_full_price": round(float(margin_full), 4),
+        },
     }
 
 
@@ -216,9 +257,12 @@ def rfm_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "rfm_segment",
         "text": f"{top['rfm_segment']} are {_pct(top['customer_share'])} of buying customers and bring "
-                f"{_pct(top['revenue_share'])} of revenue.",
-        "values": {"segment": top["rfm_segment"], "customer_share": round(float(top["customer_share"]), 4),
-                   "revenue_share": round(float(top["revenue_share"]), 4)},
+        f"{_pct(top['revenue_share'])} of revenue.",
+        "values": {
+            "segment": top["rfm_segment"],
+            "customer_share": round(float(top["customer_share"]), 4),
+            "revenue_share": round(float(top["revenue_share"]), 4),
+        },
     }
 
 
@@ -232,15 +276,26 @@ def region_insight(kpis, frames) -> dict[str, Any] | None:
     return {
         "key": "top_region",
         "text": f"The {regions.index[0]} brings {_pct(share)} of revenue; {top['state']} is the top state "
-                f"with {_pct(top['revenue_share'])}.",
-        "values": {"region": regions.index[0], "region_share": round(float(share), 4), "state": top["state"],
-                   "state_share": round(float(top["revenue_share"]), 4)},
+        f"with {_pct(top['revenue_share'])}.",
+        "values": {
+            "region": regions.index[0],
+            "region_share": round(float(share), 4),
+            "state": top["state"],
+            "state_share": round(float(top["revenue_share"]), 4),
+        },
     }
 
 
 INSIGHTS: tuple[Callable[[dict[str, Any], dict[str, pd.DataFrame]], dict[str, Any] | None], ...] = (
-    category_insight, weekend_insight, pareto_insight, payment_insight, seasonality_insight, region_insight,
-    rfm_insight, discount_insight, cancellation_insight,
+    category_insight,
+    weekend_insight,
+    pareto_insight,
+    payment_insight,
+    seasonality_insight,
+    region_insight,
+    rfm_insight,
+    discount_insight,
+    cancellation_insight,
 )
 
 
@@ -267,8 +322,10 @@ def _json_ready(value: Any) -> Any:
 
 # -- BI export -----------------------------------------------------------------------
 
-def export_warehouse(url: str, folder: Path, formats: list[str], snapshot: str | None = None,
-                     imported: threading.Event | None = None) -> dict[str, dict[str, Any]]:
+
+def export_warehouse(
+    url: str, folder: Path, formats: list[str], snapshot: str | None = None, imported: threading.Event | None = None
+) -> dict[str, dict[str, Any]]:
     """The star schema and aggregates as CSV (header row, UTF-8) and/or Parquet, one file per table.
 
     With ``snapshot``, the export reads exactly what the analyses read (``imported`` is set once it has
@@ -316,22 +373,37 @@ def _arrow_types(conn: psycopg.Connection, table: str):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    arrow_types = {"integer": pa.int32(), "smallint": pa.int16(), "bigint": pa.int64(), "boolean": pa.bool_(),
-                   "text": pa.string(), "date": pa.date32(), "timestamp with time zone": pa.timestamp("us", "UTC")}
+    arrow_types = {
+        "integer": pa.int32(),
+        "smallint": pa.int16(),
+        "bigint": pa.int64(),
+        "boolean": pa.bool_(),
+        "text": pa.string(),
+        "date": pa.date32(),
+        "timestamp with time zone": pa.timestamp("us", "UTC"),
+    }
     types = {}
     for column, kind, precision, scale in conn.execute(
-            "select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns "
-            "where table_schema = 'warehouse' and table_name = %s order by ordinal_position", (table,)):
+        "select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns "
+        "where table_schema = 'warehouse' and table_name = %s order by ordinal_position",
+        (table,),
+    ):
         if kind == "numeric":
             types[column] = pa.decimal128(precision or 38, scale or 0)
         else:
             types[column] = arrow_types[kind]
-    return pacsv.ConvertOptions(column_types=types, true_values=["t"], false_values=["f"],
-                                strings_can_be_null=True, quoted_strings_can_be_null=False,
-                                timestamp_parsers=["%Y-%m-%d %H:%M:%S%z", pacsv.ISO8601])
+    return pacsv.ConvertOptions(
+        column_types=types,
+        true_values=["t"],
+        false_values=["f"],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        timestamp_parsers=["%Y-%m-%d %H:%M:%S%z", pacsv.ISO8601],
+    )
 
 
 # -- the stage -------------------------------------------------------------------------
+
 
 def write_results(run_id: str, result: Analytics) -> Path:
     """Each analysis as CSV and the summary, in the run's analytics folder."""
@@ -340,15 +412,19 @@ def write_results(run_id: str, result: Analytics) -> Path:
     for name, frame in result.frames.items():
         frame.to_csv(folder / f"{name}.csv", index=False)
     summary = folder / "analytics_summary.json"
-    runs.write_json(summary, {
-        "run_id": run_id,
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "kpis": result.kpis,
-        "insights": result.insights,
-        "analyses": {name: {"rows": len(frame), "file": f"analytics/{name}.csv"}
-                     for name, frame in result.frames.items()},
-        "timings_s": result.timings,
-    })
+    runs.write_json(
+        summary,
+        {
+            "run_id": run_id,
+            "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "kpis": result.kpis,
+            "insights": result.insights,
+            "analyses": {
+                name: {"rows": len(frame), "file": f"analytics/{name}.csv"} for name, frame in result.frames.items()
+            },
+            "timings_s": result.timings,
+        },
+    )
     return summary
 
 
@@ -374,10 +450,16 @@ def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
         exported = export.result() if export else {}
         result.timings["stage"] = round(time.perf_counter() - started, 3)
     runs.publish_latest([page, summary])
-    runs.save_stage_result(run_id, "analytics", {
-        "analyses": len(result.frames), "insights": len(result.insights),
-        "dashboard_mb": round(page.stat().st_size / 1e6, 2), "exported_tables": len(exported),
-    })
+    runs.save_stage_result(
+        run_id,
+        "analytics",
+        {
+            "analyses": len(result.frames),
+            "insights": len(result.insights),
+            "dashboard_mb": round(page.stat().st_size / 1e6, 2),
+            "exported_tables": len(exported),
+        },
+    )
     log.info("analytics: %d analyses, %d insights in %s", len(result.frames), len(result.insights), result.timings)
     return result
 

@@ -39,8 +39,14 @@ from ecom_pipeline.params import CleanParams
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"insert": "inserted", "update": "updated", "unchanged": "unchanged", "stale": "stale",
-           "duplicate": "duplicates", "quarantined": "quarantined"}
+ACTIONS = {
+    "insert": "inserted",
+    "update": "updated",
+    "unchanged": "unchanged",
+    "stale": "stale",
+    "duplicate": "duplicates",
+    "quarantined": "quarantined",
+}
 COUNT_COLUMNS = ["staged", *ACTIONS.values()]
 
 # Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load).
@@ -72,12 +78,19 @@ def pending_batches(conn: psycopg.Connection) -> list[str]:
 
 
 def _staged_rows(conn: psycopg.Connection, batch_id: str) -> int:
-    return conn.execute("select coalesce(sum(rows_staged), 0) from staging.ingestion_log where batch_id = %s",
-                        (batch_id,)).fetchone()[0]
+    return conn.execute(
+        "select coalesce(sum(rows_staged), 0) from staging.ingestion_log where batch_id = %s", (batch_id,)
+    ).fetchone()[0]
 
 
-def _type_rows(conn: psycopg.Connection, url: str | None, batch_id: str, params: dict[str, Any], slices: int,
-               tables: tuple[str, ...] = SLICED_TABLES) -> None:
+def _type_rows(
+    conn: psycopg.Connection,
+    url: str | None,
+    batch_id: str,
+    params: dict[str, Any],
+    slices: int,
+    tables: tuple[str, ...] = SLICED_TABLES,
+) -> None:
     """Type and check the batch's rows of ``tables`` on their own, into ``work.<table>_rows``.
 
     With one slice, on ``conn`` (inside its transaction if it has one). With more, each slice (the rows
@@ -112,8 +125,9 @@ def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int
             db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
 
 
-def _clean_table(conn: psycopg.Connection, table: str, batch_id: str, run_id: str,
-                 params: dict[str, Any]) -> dict[str, int]:
+def _clean_table(
+    conn: psycopg.Connection, table: str, batch_id: str, run_id: str, params: dict[str, Any]
+) -> dict[str, int]:
     """Clean one table of a batch and record its reconciled counts."""
     # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
     conn.execute(f"analyze staging.{table}")
@@ -149,8 +163,9 @@ PARENT_REASONS = {
 }
 
 
-def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_id: str,
-                       params: dict[str, Any], window_days: int) -> int:
+def _release_late_rows(
+    conn: psycopg.Connection, table: str, batch_id: str, run_id: str, params: dict[str, Any], window_days: int
+) -> int:
     """Clean again the rows of earlier batches held only for a parent that production now has.
 
     Each is cleaned by its table's own SQL, as the line of its own batch it is, but written to production
@@ -158,11 +173,20 @@ def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_
     source batch's clean_log moves it from quarantined to released; ``production.released`` keeps the
     record. A row that still fails another rule goes back to the quarantine. Returns the rows released.
     """
-    db.run_sql_file(conn, "clean/release_candidates.sql", {
-        "table": table, "batch_id": batch_id, "parent_reasons": PARENT_REASONS[table],
-        "release_window_days": window_days})
-    held = conn.execute("select batch_id, array_agg(source_line order by source_line) from release_candidates "
-                        "group by batch_id order by batch_id").fetchall()
+    db.run_sql_file(
+        conn,
+        "clean/release_candidates.sql",
+        {
+            "table": table,
+            "batch_id": batch_id,
+            "parent_reasons": PARENT_REASONS[table],
+            "release_window_days": window_days,
+        },
+    )
+    held = conn.execute(
+        "select batch_id, array_agg(source_line order by source_line) from release_candidates "
+        "group by batch_id order by batch_id"
+    ).fetchall()
     released = 0
     for source_batch, lines in held:
         retry = {**params, "batch_id": source_batch, "write_batch_id": batch_id, "retry_lines": lines}
@@ -181,25 +205,37 @@ def _release_late_rows(conn: psycopg.Connection, table: str, batch_id: str, run_
             where r.batch_id = %s and c.action <> 'quarantined'
             on conflict (batch_id, source_table, source_line) do update set
                 released_batch_id = excluded.released_batch_id, released_at = now(), run_id = excluded.run_id
-            """, (batch_id, run_id, source_batch)).rowcount
-        conn.execute("update production.clean_log set quarantined = quarantined - %s, released = released + %s "
-                     "where batch_id = %s and table_name = %s", (moved, moved, source_batch, table))
+            """,
+            (batch_id, run_id, source_batch),
+        ).rowcount
+        conn.execute(
+            "update production.clean_log set quarantined = quarantined - %s, released = released + %s "
+            "where batch_id = %s and table_name = %s",
+            (moved, moved, source_batch, table),
+        )
         released += moved
     if released:
-        log.info("batch %s released %d %s row(s) of earlier batches whose parents arrived", batch_id, released,
-                 table)
+        log.info("batch %s released %d %s row(s) of earlier batches whose parents arrived", batch_id, released, table)
     return released
 
 
-def clean_batch(conn: psycopg.Connection, url: str, batch_id: str, run_id: str,
-                p: CleanParams) -> dict[str, dict[str, int]]:
+def clean_batch(
+    conn: psycopg.Connection, url: str, batch_id: str, run_id: str, p: CleanParams
+) -> dict[str, dict[str, int]]:
     """Clean one batch (its rows typed in slices, then one transaction); return the reconciled counts per table."""
     params: dict[str, Any] = {
-        "batch_id": batch_id, "run_id": run_id, "email_pattern": contract.EMAIL_PATTERN,
-        "categories": list(catalogue.CATEGORIES), "statuses": list(catalogue.ORDER_STATUSES),
-        "payment_methods": list(catalogue.PAYMENT_METHODS), "tolerance": p.tolerance,
-        "future_tolerance_hours": p.future_tolerance_hours, "earliest_date": p.earliest_date,
-        "max_key_length": p.max_key_length, "write_batch_id": batch_id, "retry_lines": None,
+        "batch_id": batch_id,
+        "run_id": run_id,
+        "email_pattern": contract.EMAIL_PATTERN,
+        "categories": list(catalogue.CATEGORIES),
+        "statuses": list(catalogue.ORDER_STATUSES),
+        "payment_methods": list(catalogue.PAYMENT_METHODS),
+        "tolerance": p.tolerance,
+        "future_tolerance_hours": p.future_tolerance_hours,
+        "earliest_date": p.earliest_date,
+        "max_key_length": p.max_key_length,
+        "write_batch_id": batch_id,
+        "retry_lines": None,
     }
     counts: dict[str, dict[str, int]] = {}
     staged = _staged_rows(conn, batch_id)
@@ -235,19 +271,24 @@ def run_stage(p: CleanParams, run_id: str) -> pd.DataFrame:
     """The clean stage: clean what is pending and record the stage's row counts."""
     frame = clean(migrations.ensure_migrated(db.database_url()), run_id, p)
     totals = frame[COUNT_COLUMNS].sum()
-    runs.save_stage_result(run_id, "clean", {"batches": int(frame["batch_id"].nunique()),
-                                             **{k: int(v) for k, v in totals.items()}})
+    runs.save_stage_result(
+        run_id, "clean", {"batches": int(frame["batch_id"].nunique()), **{k: int(v) for k, v in totals.items()}}
+    )
     return frame
 
 
 def quarantine_summary(run_id: str) -> pd.DataFrame:
     """Quarantined rows of this run by table and reason."""
     with db.connection() as conn:
-        rows = db.query(conn, """
+        rows = db.query(
+            conn,
+            """
             select source_table as table, reason, count(*) as rows
             from production.quarantine, unnest(reasons) as reason
             where run_id = :run_id
             group by source_table, reason
             order by source_table, reason
-        """, {"run_id": run_id})
+        """,
+            {"run_id": run_id},
+        )
     return pd.DataFrame(rows, columns=["table", "reason", "rows"])

@@ -48,6 +48,7 @@ NAME_LOCALES = (("en_US", 0.9), ("de_DE", 0.04), ("fr_FR", 0.03), ("es_ES", 0.03
 
 # -- small helpers -------------------------------------------------------------
 
+
 def _fmt_ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     digits = pc.utf8_lpad(pc.cast(pa.array(numbers, pa.int64()), pa.string()), width, "0")
     return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
@@ -79,6 +80,7 @@ def _ascii_fold(text: str) -> str:
 
 # -- pools ---------------------------------------------------------------------
 
+
 @dataclass
 class Pools:
     """Small Faker-made pools that rows index into."""
@@ -90,7 +92,7 @@ class Pools:
     states: np.ndarray
 
     @classmethod
-    def build(cls, seed: int, size: int = 600) -> "Pools":
+    def build(cls, seed: int, size: int = 600) -> Pools:
         from faker import Faker
 
         first, last = [], []
@@ -105,12 +107,16 @@ class Pools:
         streets = [fake.street_address() for _ in range(size * 2)]
         places = sorted({(fake.city(), fake.state_abbr(include_territories=False)) for _ in range(size // 2)})
         return cls(
-            np.array(first, dtype=object), np.array(last, dtype=object), np.array(streets, dtype=object),
-            np.array([p[0] for p in places], dtype=object), np.array([p[1] for p in places], dtype=object),
+            np.array(first, dtype=object),
+            np.array(last, dtype=object),
+            np.array(streets, dtype=object),
+            np.array([p[0] for p in places], dtype=object),
+            np.array([p[1] for p in places], dtype=object),
         )
 
 
 # -- the generator's world -----------------------------------------------------
+
 
 @dataclass
 class World:
@@ -119,7 +125,7 @@ class World:
     customers: pd.DataFrame
     products: pd.DataFrame
     open_orders: pd.DataFrame
-    last_day: int               # day number of the last generated day
+    last_day: int  # day number of the last generated day
     next_ids: dict[str, int]
     batches: list[str] = field(default_factory=list)
 
@@ -127,11 +133,12 @@ class World:
         state_dir.mkdir(parents=True, exist_ok=True)
         for name in ("customers", "products", "open_orders"):
             getattr(self, name).to_parquet(state_dir / f"{name}.parquet", index=False)
-        (state_dir / "state.json").write_text(json.dumps(
-            {"last_day": self.last_day, "next_ids": self.next_ids, "batches": self.batches}, indent=2))
+        (state_dir / "state.json").write_text(
+            json.dumps({"last_day": self.last_day, "next_ids": self.next_ids, "batches": self.batches}, indent=2)
+        )
 
     @classmethod
-    def load(cls, state_dir: Path) -> "World | None":
+    def load(cls, state_dir: Path) -> World | None:
         if not (state_dir / "state.json").exists():
             return None
         meta = json.loads((state_dir / "state.json").read_text())
@@ -148,8 +155,9 @@ def _daily_weights(days: np.ndarray, start_day: int, effects) -> np.ndarray:
     return weekend * peak * trend
 
 
-def _new_customers(rng: np.random.Generator, pools: Pools, first_number: int, reg_days: np.ndarray,
-                   effects) -> pd.DataFrame:
+def _new_customers(
+    rng: np.random.Generator, pools: Pools, first_number: int, reg_days: np.ndarray, effects
+) -> pd.DataFrame:
     n = len(reg_days)
     numbers = np.arange(first_number, first_number + n)
     fi = rng.integers(0, len(pools.first_names), n)
@@ -160,18 +168,30 @@ def _new_customers(rng: np.random.Generator, pools: Pools, first_number: int, re
     folded_last = np.array([_ascii_fold(x) for x in pools.last_names], dtype=object)[li]
     domain = np.array(EMAIL_DOMAINS, dtype=object)[rng.integers(0, len(EMAIL_DOMAINS), n)]
     email = folded_first + "." + folded_last + "." + numbers.astype(str).astype(object) + "@" + domain
-    phone = ("+1-" + rng.integers(200, 999, n).astype(str).astype(object) + "-555-"
-             + pd.Series(rng.integers(0, 9999, n)).astype(str).str.zfill(4).to_numpy(dtype=object))
+    phone = (
+        "+1-"
+        + rng.integers(200, 999, n).astype(str).astype(object)
+        + "-555-"
+        + pd.Series(rng.integers(0, 9999, n)).astype(str).str.zfill(4).to_numpy(dtype=object)
+    )
     reg_seconds = reg_days.astype(np.int64) * DAY_S + rng.integers(0, DAY_S, n)
-    return pd.DataFrame({
-        "customer_id": _fmt_ids("C", numbers, 7).to_numpy(zero_copy_only=False),
-        "first_name": first, "last_name": last, "email": email, "phone": phone,
-        "address": pools.streets[rng.integers(0, len(pools.streets), n)],
-        "city": pools.cities[place], "state": pools.states[place], "country": "US",
-        "registration_day": reg_days.astype(np.int32), "updated_s": reg_seconds,
-        # Purchase propensity: a Pareto tail gives the "top 20% bring most revenue" effect.
-        "weight": rng.pareto(effects.pareto_alpha, n) + 1.0,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": _fmt_ids("C", numbers, 7).to_numpy(zero_copy_only=False),
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "phone": phone,
+            "address": pools.streets[rng.integers(0, len(pools.streets), n)],
+            "city": pools.cities[place],
+            "state": pools.states[place],
+            "country": "US",
+            "registration_day": reg_days.astype(np.int32),
+            "updated_s": reg_seconds,
+            # Purchase propensity: a Pareto tail gives the "top 20% bring most revenue" effect.
+            "weight": rng.pareto(effects.pareto_alpha, n) + 1.0,
+        }
+    )
 
 
 def _new_products(rng: np.random.Generator, n: int, first_number: int, updated_s: int) -> pd.DataFrame:
@@ -187,16 +207,30 @@ def _new_products(rng: np.random.Generator, n: int, first_number: int, updated_s
         sub = np.array(cat.sub_categories, dtype=object)[rng.integers(0, len(cat.sub_categories), len(idx))]
         brand = np.array(cat.brands, dtype=object)[rng.integers(0, len(cat.brands), len(idx))]
         word = np.array(catalogue.PRODUCT_WORDS, dtype=object)[rng.integers(0, len(catalogue.PRODUCT_WORDS), len(idx))]
-        rows.append(pd.DataFrame({
-            "position": idx, "category": name, "sub_category": sub, "brand": brand,
-            "product_name": brand + " " + sub + " " + word + " " + (idx + first_number).astype(str).astype(object),
-            "price_cents": np.round(price * 100).astype(np.int64),
-            "margin": margin,
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "position": idx,
+                    "category": name,
+                    "sub_category": sub,
+                    "brand": brand,
+                    "product_name": brand
+                    + " "
+                    + sub
+                    + " "
+                    + word
+                    + " "
+                    + (idx + first_number).astype(str).astype(object),
+                    "price_cents": np.round(price * 100).astype(np.int64),
+                    "margin": margin,
+                }
+            )
+        )
     frame = pd.concat(rows).sort_values("position").reset_index(drop=True)
     frame["cost_cents"] = np.round(frame["price_cents"] * (1 - frame["margin"])).astype(np.int64)
-    frame.insert(0, "product_id", _fmt_ids("P", np.arange(first_number, first_number + n), 5).to_numpy(
-        zero_copy_only=False))
+    frame.insert(
+        0, "product_id", _fmt_ids("P", np.arange(first_number, first_number + n), 5).to_numpy(zero_copy_only=False)
+    )
     frame["stock_quantity"] = rng.integers(0, 500, n)
     frame["updated_s"] = updated_s
     # Popularity within a category (Zipf-like), so some products sell far more than others.
@@ -208,11 +242,21 @@ def _status_at(age_s: np.ndarray, fate: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Status of each order at an age, and the age (seconds) at which that status began."""
     d = LIFECYCLE_DAYS
     steps = [
-        (fate == "cancelled") & (age_s >= d["cancelled"] * DAY_S), "cancelled", d["cancelled"],
-        (fate == "returned") & (age_s >= d["returned"] * DAY_S), "returned", d["returned"],
-        age_s >= d["delivered"] * DAY_S, "delivered", d["delivered"],
-        age_s >= d["shipped"] * DAY_S, "shipped", d["shipped"],
-        age_s >= d["processing"] * DAY_S, "processing", d["processing"],
+        (fate == "cancelled") & (age_s >= d["cancelled"] * DAY_S),
+        "cancelled",
+        d["cancelled"],
+        (fate == "returned") & (age_s >= d["returned"] * DAY_S),
+        "returned",
+        d["returned"],
+        age_s >= d["delivered"] * DAY_S,
+        "delivered",
+        d["delivered"],
+        age_s >= d["shipped"] * DAY_S,
+        "shipped",
+        d["shipped"],
+        age_s >= d["processing"] * DAY_S,
+        "processing",
+        d["processing"],
     ]
     conds, statuses, since = steps[0::3], steps[1::3], steps[2::3]
     status = np.select(conds, statuses, "pending").astype(object)
@@ -225,6 +269,7 @@ def _is_open(status: np.ndarray, fate: np.ndarray) -> np.ndarray:
 
 
 # -- defects -------------------------------------------------------------------
+
 
 @dataclass
 class Defects:
@@ -243,10 +288,24 @@ class Defects:
         n = min(n, len(candidates))
         return np.sort(self.rng.choice(candidates, n, replace=False)) if n else np.array([], dtype=int)
 
-    def add(self, table: str, key: str, row: int, defect: str, outcome: str,
-            reasons: list[str] | None = None, expected: dict[str, str] | None = None) -> None:
-        entry = {"table": table, "key": key, "row": int(row), "defect": defect, "outcome": outcome,
-                 "reasons": reasons or []}
+    def add(
+        self,
+        table: str,
+        key: str,
+        row: int,
+        defect: str,
+        outcome: str,
+        reasons: list[str] | None = None,
+        expected: dict[str, str] | None = None,
+    ) -> None:
+        entry = {
+            "table": table,
+            "key": key,
+            "row": int(row),
+            "defect": defect,
+            "outcome": outcome,
+            "reasons": reasons or [],
+        }
         if expected:
             entry["expected"] = expected
         self.entries.append(entry)
@@ -257,8 +316,7 @@ def _spoil_case(value: str, rng: np.random.Generator) -> str:
     return styles[int(rng.integers(0, len(styles)))]
 
 
-def _append_rows(table: pd.DataFrame, extra: list, name: str, key: str, d: Defects,
-                 offset: int = 0) -> pd.DataFrame:
+def _append_rows(table: pd.DataFrame, extra: list, name: str, key: str, d: Defects, offset: int = 0) -> pd.DataFrame:
     """Append extra defective rows after ``table`` and list them; ``offset`` is the table's first row in its file."""
     if not extra:
         return table
@@ -284,9 +342,9 @@ def _inject_customer_defects(table: pd.DataFrame, real: int, d: Defects, next_nu
         next_number += 1
         return row
 
-    for i in d.pick(np.arange(real), n):                       # exact duplicate line
+    for i in d.pick(np.arange(real), n):  # exact duplicate line
         extra.append(("duplicate_row", "collapsed", [], base.iloc[i].to_dict()))
-    for i in d.pick(np.arange(real), n):                       # another id, same email after normalising
+    for i in d.pick(np.arange(real), n):  # another id, same email after normalising
         row = new_row(base.iloc[i])
         row["email"] = _spoil_case(base.iloc[i]["email"], d.rng)
         extra.append(("duplicate_email", "quarantined", ["DUPLICATE_EMAIL"], row))
@@ -302,12 +360,18 @@ def _inject_customer_defects(table: pd.DataFrame, real: int, d: Defects, next_nu
         row = new_row(base.iloc[i])
         row["registration_date"] = d.rng.choice(["2024-02-30", "31/12/2024", "yesterday"])
         extra.append(("malformed_date", "quarantined", ["MALFORMED_DATE"], row))
-    for i in d.pick(np.arange(real), n):                       # repairable: stray space and case
+    for i in d.pick(np.arange(real), n):  # repairable: stray space and case
         state, email = table.at[i, "state"], table.at[i, "email"]
         table.at[i, "state"] = _spoil_case(state, d.rng)
         table.at[i, "email"] = f" {email.upper()}"
-        d.add("customers", table.at[i, "customer_id"], i, "whitespace_case", "repaired",
-              expected={"state": state, "email": email})
+        d.add(
+            "customers",
+            table.at[i, "customer_id"],
+            i,
+            "whitespace_case",
+            "repaired",
+            expected={"state": state, "email": email},
+        )
     return _append_rows(table, extra, "customers", "customer_id", d), next_number
 
 
@@ -340,13 +404,13 @@ def _inject_product_defects(table: pd.DataFrame, real: int, d: Defects, next_num
     for i in d.pick(np.arange(real), n):
         category = table.at[i, "category"]
         table.at[i, "category"] = _spoil_case(category, d.rng)
-        d.add("products", table.at[i, "product_id"], i, "whitespace_case", "repaired",
-              expected={"category": category})
+        d.add("products", table.at[i, "product_id"], i, "whitespace_case", "repaired", expected={"category": category})
     return _append_rows(table, extra, "products", "product_id", d), next_number
 
 
-def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registration_s: np.ndarray,
-                          d: Defects, row_offset: tuple[int, int]) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
+def _inject_order_defects(
+    orders: pd.DataFrame, items: pd.DataFrame, registration_s: np.ndarray, d: Defects, row_offset: tuple[int, int]
+) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     """Orders and their items, one defect per order at most. Returns ids of orders to be quarantined."""
     n_orders = len(orders)
     n = d.count(n_orders, 8)
@@ -382,22 +446,37 @@ def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registratio
         quarantined[i] = "MISSING_VALUE"
     for i, reason in quarantined.items():
         d.add("orders", orders.at[i, "order_id"], order_row + i, reason.lower(), "quarantined", [reason])
-    for i in take(n):                                            # repairable
+    for i in take(n):  # repairable
         status, method = orders.at[i, "status"], orders.at[i, "payment_method"]
         orders.at[i, "status"] = _spoil_case(status, d.rng)
         orders.at[i, "payment_method"] = _spoil_case(method, d.rng)
-        d.add("orders", orders.at[i, "order_id"], order_row + i, "whitespace_case", "repaired",
-              expected={"status": status, "payment_method": method})
+        d.add(
+            "orders",
+            orders.at[i, "order_id"],
+            order_row + i,
+            "whitespace_case",
+            "repaired",
+            expected={"status": status, "payment_method": method},
+        )
     dup_orders = take(n)
 
     # Items: defects only in orders that have none.
     bad_orders = set(orders.loc[list(quarantined), "order_id"])
     in_bad = items["order_id"].isin(bad_orders).to_numpy()
     for i in np.flatnonzero(in_bad):
-        d.add("order_items", items.at[i, "order_item_id"], item_row + i, "parent_order_quarantined",
-              "quarantined", ["ORDER_QUARANTINED"])
-    touched = items["order_id"].isin(set(orders.loc[np.concatenate([list(quarantined), dup_orders]).astype(int),
-                                                        "order_id"])).to_numpy()
+        d.add(
+            "order_items",
+            items.at[i, "order_item_id"],
+            item_row + i,
+            "parent_order_quarantined",
+            "quarantined",
+            ["ORDER_QUARANTINED"],
+        )
+    touched = (
+        items["order_id"]
+        .isin(set(orders.loc[np.concatenate([list(quarantined), dup_orders]).astype(int), "order_id"]))
+        .to_numpy()
+    )
     item_free = np.flatnonzero(~touched)
     n_items = d.count(len(items), 5)
     chosen_items = d.pick(item_free, n_items * 4)
@@ -406,18 +485,36 @@ def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registratio
     groups = np.array_split(chosen_items, 4)
     for i in groups[0]:
         items.at[i, "quantity"] = d.rng.choice(["0", "-1", "-3"])
-        d.add("order_items", items.at[i, "order_item_id"], item_row + i, "bad_quantity", "quarantined",
-              ["INVALID_QUANTITY", "LINE_TOTAL_MISMATCH"])
+        d.add(
+            "order_items",
+            items.at[i, "order_item_id"],
+            item_row + i,
+            "bad_quantity",
+            "quarantined",
+            ["INVALID_QUANTITY", "LINE_TOTAL_MISMATCH"],
+        )
     for i in groups[1]:
         items.at[i, "product_id"] = f"P9{int(d.rng.integers(0, 10**5)):05d}X"
-        d.add("order_items", items.at[i, "order_item_id"], item_row + i, "orphan_product", "quarantined",
-              ["ORPHAN_PRODUCT"])
+        d.add(
+            "order_items",
+            items.at[i, "order_item_id"],
+            item_row + i,
+            "orphan_product",
+            "quarantined",
+            ["ORPHAN_PRODUCT"],
+        )
     for i in groups[2]:
         items.at[i, "unit_price"] = d.rng.choice(["12.3.4", "abc", "$19.99"])
-        d.add("order_items", items.at[i, "order_item_id"], item_row + i, "malformed_number", "quarantined",
-              ["MALFORMED_NUMBER"])
+        d.add(
+            "order_items",
+            items.at[i, "order_item_id"],
+            item_row + i,
+            "malformed_number",
+            "quarantined",
+            ["MALFORMED_NUMBER"],
+        )
     extra_items = []
-    for i in groups[3]:                                          # extra line pointing at no order
+    for i in groups[3]:  # extra line pointing at no order
         row = items.iloc[i].to_dict()
         row["order_item_id"] = row["order_item_id"] + "X"
         row["order_id"] = f"O9{int(d.rng.integers(0, 10**7)):07d}X"
@@ -433,6 +530,7 @@ def _inject_order_defects(orders: pd.DataFrame, items: pd.DataFrame, registratio
 
 # -- the batch -----------------------------------------------------------------
 
+
 @dataclass
 class BatchResult:
     batch_id: str
@@ -442,29 +540,45 @@ class BatchResult:
 
 
 def _customer_rows(c: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(dtype=object, data={
-        "customer_id": c["customer_id"], "first_name": c["first_name"], "last_name": c["last_name"],
-        "email": c["email"], "phone": c["phone"], "address": c["address"], "city": c["city"],
-        "state": c["state"], "country": c["country"],
-        "registration_date": _fmt_date(c["registration_day"].to_numpy()).to_numpy(zero_copy_only=False),
-        "updated_at": _fmt_ts(c["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
-    })
+    return pd.DataFrame(
+        dtype=object,
+        data={
+            "customer_id": c["customer_id"],
+            "first_name": c["first_name"],
+            "last_name": c["last_name"],
+            "email": c["email"],
+            "phone": c["phone"],
+            "address": c["address"],
+            "city": c["city"],
+            "state": c["state"],
+            "country": c["country"],
+            "registration_date": _fmt_date(c["registration_day"].to_numpy()).to_numpy(zero_copy_only=False),
+            "updated_at": _fmt_ts(c["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
+        },
+    )
 
 
 def _product_rows(p: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(dtype=object, data={
-        "product_id": p["product_id"], "product_name": p["product_name"], "category": p["category"],
-        "sub_category": p["sub_category"], "brand": p["brand"],
-        "price": _fmt_money(p["price_cents"].to_numpy()).to_numpy(zero_copy_only=False),
-        "cost": _fmt_money(p["cost_cents"].to_numpy()).to_numpy(zero_copy_only=False),
-        "stock_quantity": p["stock_quantity"].astype(str),
-        "updated_at": _fmt_ts(p["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
-    })
+    return pd.DataFrame(
+        dtype=object,
+        data={
+            "product_id": p["product_id"],
+            "product_name": p["product_name"],
+            "category": p["category"],
+            "sub_category": p["sub_category"],
+            "brand": p["brand"],
+            "price": _fmt_money(p["price_cents"].to_numpy()).to_numpy(zero_copy_only=False),
+            "cost": _fmt_money(p["cost_cents"].to_numpy()).to_numpy(zero_copy_only=False),
+            "stock_quantity": p["stock_quantity"].astype(str),
+            "updated_at": _fmt_ts(p["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
+        },
+    )
 
 
 def _write_csv(frame: pd.DataFrame, writer: pacsv.CSVWriter | None, path: Path, table: str):
-    data = pa.Table.from_pandas(frame, preserve_index=False,
-                                schema=pa.schema([(c, pa.string()) for c in contract.columns(table)]))
+    data = pa.Table.from_pandas(
+        frame, preserve_index=False, schema=pa.schema([(c, pa.string()) for c in contract.columns(table)])
+    )
     if writer is None:
         writer = pacsv.CSVWriter(path, data.schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
     writer.write_table(data)
@@ -486,14 +600,21 @@ class _OrderWriter:
     def close(self) -> None:
         for table, writer in self.writers.items():
             if writer is None:  # no rows at all: a header-only file
-                _write_csv(pd.DataFrame(columns=contract.columns(table)), None,
-                           self.folder / contract.file_name(table), table).close()
+                _write_csv(
+                    pd.DataFrame(columns=contract.columns(table)), None, self.folder / contract.file_name(table), table
+                ).close()
             else:
                 writer.close()
 
 
-def _make_orders(rng: np.random.Generator, p: GenerateParams, world: World, customers: pd.DataFrame,
-                 order_days: np.ndarray, as_of_s: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _make_orders(
+    rng: np.random.Generator,
+    p: GenerateParams,
+    world: World,
+    customers: pd.DataFrame,
+    order_days: np.ndarray,
+    as_of_s: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Orders on the given days (one entry per order), their items, and their lifecycle state."""
     n = len(order_days)
     effects = p.effects
@@ -530,37 +651,55 @@ def _make_orders(rng: np.random.Generator, p: GenerateParams, world: World, cust
     line_cents = np.floor(quantity * unit_cents * (100 - discount) / 100 + 0.5).astype(np.int64)
     total_cents = np.bincount(owner, weights=line_cents, minlength=n).astype(np.int64)
 
-    fate = rng.choice(["delivered", "cancelled", "returned"], n,
-                      p=[1 - effects.cancel_rate - effects.return_rate, effects.cancel_rate, effects.return_rate])
+    fate = rng.choice(
+        ["delivered", "cancelled", "returned"],
+        n,
+        p=[1 - effects.cancel_rate - effects.return_rate, effects.cancel_rate, effects.return_rate],
+    )
     status, since = _status_at(as_of_s - order_s, fate)
     updated_s = order_s + np.where(since > 0, since + rng.integers(0, 6 * 3600, n), 0)
     updated_s = np.minimum(updated_s, as_of_s)
     method = np.array(list(effects.payment_mix), dtype=object)[
-        rng.choice(len(effects.payment_mix), n, p=list(effects.payment_mix.values()))]
+        rng.choice(len(effects.payment_mix), n, p=list(effects.payment_mix.values()))
+    ]
 
     order_ids = _fmt_ids("O", order_numbers, 8).to_numpy(zero_copy_only=False)
-    orders = pd.DataFrame(dtype=object, data={
-        "order_id": order_ids, "customer_id": cust["customer_id"].to_numpy(),
-        "order_date": _fmt_ts(order_s).to_numpy(zero_copy_only=False), "status": status,
-        "payment_method": method, "shipping_address": cust["address"].to_numpy(),
-        "total_amount": _fmt_money(total_cents).to_numpy(zero_copy_only=False),
-        "updated_at": _fmt_ts(updated_s).to_numpy(zero_copy_only=False),
-    })
+    orders = pd.DataFrame(
+        dtype=object,
+        data={
+            "order_id": order_ids,
+            "customer_id": cust["customer_id"].to_numpy(),
+            "order_date": _fmt_ts(order_s).to_numpy(zero_copy_only=False),
+            "status": status,
+            "payment_method": method,
+            "shipping_address": cust["address"].to_numpy(),
+            "total_amount": _fmt_money(total_cents).to_numpy(zero_copy_only=False),
+            "updated_at": _fmt_ts(updated_s).to_numpy(zero_copy_only=False),
+        },
+    )
     item_numbers = np.arange(world.next_ids["item"], world.next_ids["item"] + m)
     world.next_ids["item"] += m
-    items = pd.DataFrame(dtype=object, data={
-        "order_item_id": _fmt_ids("OI", item_numbers, 9).to_numpy(zero_copy_only=False),
-        "order_id": order_ids[owner],
-        "product_id": products["product_id"].to_numpy()[product_idx],
-        "quantity": quantity.astype(str).astype(object),
-        "unit_price": _fmt_money(unit_cents).to_numpy(zero_copy_only=False),
-        "discount_percentage": discount.astype(str).astype(object),
-        "line_total": _fmt_money(line_cents).to_numpy(zero_copy_only=False),
-    })
-    lifecycle = pd.DataFrame({
-        "order_id": order_ids, "order_s": order_s, "fate": fate, "status": status,
-        "registration_s": cust["registration_day"].to_numpy().astype(np.int64) * DAY_S,
-    })
+    items = pd.DataFrame(
+        dtype=object,
+        data={
+            "order_item_id": _fmt_ids("OI", item_numbers, 9).to_numpy(zero_copy_only=False),
+            "order_id": order_ids[owner],
+            "product_id": products["product_id"].to_numpy()[product_idx],
+            "quantity": quantity.astype(str).astype(object),
+            "unit_price": _fmt_money(unit_cents).to_numpy(zero_copy_only=False),
+            "discount_percentage": discount.astype(str).astype(object),
+            "line_total": _fmt_money(line_cents).to_numpy(zero_copy_only=False),
+        },
+    )
+    lifecycle = pd.DataFrame(
+        {
+            "order_id": order_ids,
+            "order_s": order_s,
+            "fate": fate,
+            "status": status,
+            "registration_s": cust["registration_day"].to_numpy().astype(np.int64) * DAY_S,
+        }
+    )
     return orders, items, lifecycle
 
 
@@ -585,20 +724,28 @@ def generate_next_batch(p: GenerateParams, raw: Path | None = None) -> BatchResu
 
     if first:
         n_before = int(p.customers * 0.6)
-        reg = np.concatenate([
-            rng.integers(start_day - 730, start_day, n_before),
-            rng.integers(start_day, end_day + 1, p.customers - n_before),
-        ])
+        reg = np.concatenate(
+            [
+                rng.integers(start_day - 730, start_day, n_before),
+                rng.integers(start_day, end_day + 1, p.customers - n_before),
+            ]
+        )
         world = World(
             customers=_new_customers(rng, pools, 1, np.sort(reg), p.effects),
             products=_new_products(rng, p.products, 1, (start_day - 30) * DAY_S),
-            open_orders=pd.DataFrame(), last_day=end_day,
+            open_orders=pd.DataFrame(),
+            last_day=end_day,
             next_ids={"customer": p.customers + 1, "product": p.products + 1, "order": 1, "item": 1},
         )
         customer_out, product_out = world.customers, world.products
     else:
-        new = _new_customers(rng, pools, world.next_ids["customer"],
-                             np.sort(rng.choice(days, p.new_customers_per_day * len(days))), p.effects)
+        new = _new_customers(
+            rng,
+            pools,
+            world.next_ids["customer"],
+            np.sort(rng.choice(days, p.new_customers_per_day * len(days))),
+            p.effects,
+        )
         world.next_ids["customer"] += len(new)
         moved = world.customers.sample(frac=p.customer_change_rate, random_state=rng).copy()
         place = rng.integers(0, len(pools.cities), len(moved))
@@ -624,12 +771,14 @@ def generate_next_batch(p: GenerateParams, raw: Path | None = None) -> BatchResu
 
     customers_csv = _customer_rows(customer_out).reset_index(drop=True)
     customers_csv, world.next_ids["customer"] = _inject_customer_defects(
-        customers_csv, len(customers_csv), defects, world.next_ids["customer"])
+        customers_csv, len(customers_csv), defects, world.next_ids["customer"]
+    )
     _write_csv(customers_csv, None, folder / "customers.csv", "customers").close()
     tmp_rows["customers"] = len(customers_csv)
     products_csv = _product_rows(product_out).reset_index(drop=True)
     products_csv, world.next_ids["product"] = _inject_product_defects(
-        products_csv, len(products_csv), defects, world.next_ids["product"])
+        products_csv, len(products_csv), defects, world.next_ids["product"]
+    )
     _write_csv(products_csv, None, folder / "products.csv", "products").close()
     tmp_rows["products"] = len(products_csv)
 
@@ -648,16 +797,26 @@ def generate_next_batch(p: GenerateParams, raw: Path | None = None) -> BatchResu
         changed = status != oo["status"].to_numpy()
         moved_on = oo[changed].copy()
         moved_on["status"] = status[changed]
-        moved_on["updated_s"] = moved_on["order_s"].to_numpy() + since[changed] + rng.integers(0, 6 * 3600, changed.sum())
+        moved_on["updated_s"] = (
+            moved_on["order_s"].to_numpy() + since[changed] + rng.integers(0, 6 * 3600, changed.sum())
+        )
         moved_on["updated_s"] = np.minimum(moved_on["updated_s"], as_of_s)
         if len(moved_on):
-            writer.write("orders", pd.DataFrame({
-                "order_id": moved_on["order_id"], "customer_id": moved_on["customer_id"],
-                "order_date": _fmt_ts(moved_on["order_s"].to_numpy()).to_numpy(zero_copy_only=False),
-                "status": moved_on["status"], "payment_method": moved_on["payment_method"],
-                "shipping_address": moved_on["shipping_address"], "total_amount": moved_on["total_amount"],
-                "updated_at": _fmt_ts(moved_on["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
-            }))
+            writer.write(
+                "orders",
+                pd.DataFrame(
+                    {
+                        "order_id": moved_on["order_id"],
+                        "customer_id": moved_on["customer_id"],
+                        "order_date": _fmt_ts(moved_on["order_s"].to_numpy()).to_numpy(zero_copy_only=False),
+                        "status": moved_on["status"],
+                        "payment_method": moved_on["payment_method"],
+                        "shipping_address": moved_on["shipping_address"],
+                        "total_amount": moved_on["total_amount"],
+                        "updated_at": _fmt_ts(moved_on["updated_s"].to_numpy()).to_numpy(zero_copy_only=False),
+                    }
+                ),
+            )
         oo = oo.assign(status=status)
         world.open_orders = oo[_is_open(status, oo["fate"].to_numpy())]
 
@@ -667,19 +826,30 @@ def generate_next_batch(p: GenerateParams, raw: Path | None = None) -> BatchResu
             continue
         orders, items, life = _make_orders(rng, p, world, world.customers, chunk, as_of_s)
         orders, items, bad = _inject_order_defects(
-            orders, items, life["registration_s"].to_numpy(), defects,
-            (writer.rows["orders"], writer.rows["order_items"]))
+            orders,
+            items,
+            life["registration_s"].to_numpy(),
+            defects,
+            (writer.rows["orders"], writer.rows["order_items"]),
+        )
         still_open = _is_open(life["status"].to_numpy(), life["fate"].to_numpy()) & ~life["order_id"].isin(bad)
         keep = orders.iloc[: len(life)][still_open.to_numpy()]
-        open_parts.append(life[still_open.to_numpy()].assign(
-            customer_id=keep["customer_id"].to_numpy(), payment_method=keep["payment_method"].to_numpy(),
-            shipping_address=keep["shipping_address"].to_numpy(), total_amount=keep["total_amount"].to_numpy(),
-        ).drop(columns=["registration_s"]))
+        open_parts.append(
+            life[still_open.to_numpy()]
+            .assign(
+                customer_id=keep["customer_id"].to_numpy(),
+                payment_method=keep["payment_method"].to_numpy(),
+                shipping_address=keep["shipping_address"].to_numpy(),
+                total_amount=keep["total_amount"].to_numpy(),
+            )
+            .drop(columns=["registration_s"])
+        )
         writer.write("orders", orders)
         writer.write("order_items", items)
     writer.close()
-    world.open_orders = pd.concat([part for part in open_parts if not part.empty] or [pd.DataFrame()],
-                                  ignore_index=True)
+    world.open_orders = pd.concat(
+        [part for part in open_parts if not part.empty] or [pd.DataFrame()], ignore_index=True
+    )
     tmp_rows.update(writer.rows)
     world.batches.append(batch_id)
 
@@ -690,8 +860,15 @@ def generate_next_batch(p: GenerateParams, raw: Path | None = None) -> BatchResu
     return BatchResult(batch_id, folder, tmp_rows, len(defects.entries))
 
 
-def _manifest(p: GenerateParams, batch_id: str, days: np.ndarray, first: bool, folder: Path,
-              rows: dict[str, int], defects: Defects) -> dict[str, Any]:
+def _manifest(
+    p: GenerateParams,
+    batch_id: str,
+    days: np.ndarray,
+    first: bool,
+    folder: Path,
+    rows: dict[str, int],
+    defects: Defects,
+) -> dict[str, Any]:
     entries = []
     for e in defects.entries:
         entry = {k: v for k, v in e.items() if k != "row"}

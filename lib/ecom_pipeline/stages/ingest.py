@@ -31,11 +31,12 @@ import csv
 import hashlib
 import logging
 import time
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from collections import deque
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,7 @@ class FileResult:
 
 # -- discovering and checking batches ----------------------------------------------
 
+
 def discover_batches(source: Path) -> list[Path]:
     """A batch folder, or the batch folders inside a folder, in name (date) order."""
     if not source.exists():
@@ -96,8 +98,11 @@ def discover_batches(source: Path) -> list[Path]:
     names = {contract.file_name(t) for t in contract.TABLE_ORDER}
     if any((source / n).exists() for n in names):
         return [source]
-    return sorted(p for p in source.iterdir()
-                  if p.is_dir() and not p.name.startswith(("_", ".")) and any((p / n).exists() for n in names))
+    return sorted(
+        p
+        for p in source.iterdir()
+        if p.is_dir() and not p.name.startswith(("_", ".")) and any((p / n).exists() for n in names)
+    )
 
 
 def read_header(path: Path) -> tuple[str, ...]:
@@ -134,6 +139,7 @@ def check_batch(folder: Path) -> list[SourceFile]:
 
 # -- loading one file --------------------------------------------------------------
 
+
 class _SlowPath(Exception):
     """The file needs record-by-record parsing."""
 
@@ -148,9 +154,11 @@ def batch_partition(conn: psycopg.Connection, table: str, batch_id: str) -> sql.
     target = sql.Identifier("staging", partition_name(table, batch_id))
     # Written once, read once by clean (which analyzes it), dropped by retention: autovacuum would only
     # compete with the clean stage for the machine right after a large load.
-    conn.execute(sql.SQL("create table if not exists {} partition of {} for values in ({}) "
-                         "with (autovacuum_enabled = false)").format(
-        target, sql.Identifier("staging", table), sql.Literal(batch_id)))
+    conn.execute(
+        sql.SQL(
+            "create table if not exists {} partition of {} for values in ({}) with (autovacuum_enabled = false)"
+        ).format(target, sql.Identifier("staging", table), sql.Literal(batch_id))
+    )
     return target
 
 
@@ -158,10 +166,12 @@ def _prepare_partition(conn: psycopg.Connection, source: SourceFile, run_id: str
     """Empty the batch's partition and make its lineage the column defaults, so COPY fills them."""
     target = batch_partition(conn, source.table, source.batch_id)
     conn.execute(sql.SQL("truncate {}").format(target))
-    conn.execute(sql.SQL(
-        "alter table {} alter column batch_id set default {}, alter column run_id set default {}, "
-        "alter column source_file set default {}").format(
-        target, sql.Literal(source.batch_id), sql.Literal(run_id), sql.Literal(source.path.name)))
+    conn.execute(
+        sql.SQL(
+            "alter table {} alter column batch_id set default {}, alter column run_id set default {}, "
+            "alter column source_file set default {}"
+        ).format(target, sql.Literal(source.batch_id), sql.Literal(run_id), sql.Literal(source.path.name))
+    )
     conn.execute("select setval(%s, 2, false)", (f"staging.{source.table}_line_seq",))
     return target
 
@@ -223,7 +233,7 @@ class _LineFeed:
         self.used: list[tuple[int, str]] = []
         self.cut_short: str | None = None  # "limit" or "end": the record wanted more lines than it may have
 
-    def __iter__(self) -> "_LineFeed":
+    def __iter__(self) -> _LineFeed:
         return self
 
     def __next__(self) -> str:
@@ -290,12 +300,14 @@ class _LineSource:
                 try:
                     yield number, raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    self.rejects.append((number, f"invalid_utf8 at byte {exc.start}",
-                                         raw.decode("utf-8", "backslashreplace")))
+                    self.rejects.append(
+                        (number, f"invalid_utf8 at byte {exc.start}", raw.decode("utf-8", "backslashreplace"))
+                    )
 
 
-def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Composed,
-                 p: IngestParams) -> tuple[int, int, list[tuple[int, str, str]]]:
+def _copy_parsed(
+    conn: psycopg.Connection, source: SourceFile, target: sql.Composed, p: IngestParams
+) -> tuple[int, int, list[tuple[int, str, str]]]:
     """Parse record by record; COPY the good ones; return (rows staged, lines they continued, rejected lines).
 
     Every physical line ends up in exactly one staged record or one rejected line. A record that spans
@@ -329,10 +341,13 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Compo
             line, raw = used[0][0], "".join(t for _, t in used)
             if error is None and cut_short:
                 error = "unbalanced_quote: a quoted field opened on this line is not closed " + (
-                    f"within {p.max_record_lines} lines" if cut_short == "limit" else "before the end of file")
+                    f"within {p.max_record_lines} lines" if cut_short == "limit" else "before the end of file"
+                )
             elif error is None and len(used) > 1 and len(fields) != width:
-                error = (f"unbalanced_quote: a quoted field opened on this line spans {len(used)} lines and gives "
-                         f"{len(fields)} fields, expected {width}")
+                error = (
+                    f"unbalanced_quote: a quoted field opened on this line spans {len(used)} lines and gives "
+                    f"{len(fields)} fields, expected {width}"
+                )
             if error is not None:
                 rejects.append((line, error, used[0][1]))
                 feed.give_back(used[1:])
@@ -351,8 +366,10 @@ def _copy_parsed(conn: psycopg.Connection, source: SourceFile, target: sql.Compo
                 staged += 1
                 continued += len(used) - 1
     if staged + continued + len(rejects) != lines.count:
-        raise IngestError(f"{source.batch_id}/{source.path.name}: read {lines.count} lines but accounted for "
-                          f"{staged + continued + len(rejects)}; nothing of this file was kept")
+        raise IngestError(
+            f"{source.batch_id}/{source.path.name}: read {lines.count} lines but accounted for "
+            f"{staged + continued + len(rejects)}; nothing of this file was kept"
+        )
     return staged, continued, sorted(rejects)
 
 
@@ -367,8 +384,10 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
         ).fetchone()
         if done and done[0] == digest:
             return FileResult(source.batch_id, source.table, "skipped")
-        conn.execute("delete from staging.rejected_lines where batch_id = %s and table_name = %s",
-                     (source.batch_id, source.table))
+        conn.execute(
+            "delete from staging.rejected_lines where batch_id = %s and table_name = %s",
+            (source.batch_id, source.table),
+        )
         target = _prepare_partition(conn, source, run_id)
         rejects: list[tuple[int, str, str]] = []
         continued = 0
@@ -379,27 +398,52 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
                 with conn.transaction():
                     staged, path = _copy_fast(conn, source, target, p.max_field_length), "copy"
             except (_SlowPath, psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as why:
-                log.info("%s/%s: parsing record by record (%s)", source.batch_id, source.path.name,
-                         str(why).splitlines()[0])
+                log.info(
+                    "%s/%s: parsing record by record (%s)", source.batch_id, source.path.name, str(why).splitlines()[0]
+                )
                 conn.execute("select setval(%s, 2, false)", (f"staging.{source.table}_line_seq",))
                 staged, continued, rejects = _copy_parsed(conn, source, target, p)
                 path = "parsed"
         if rejects:
-            with conn.cursor() as cur, cur.copy(
-                "copy staging.rejected_lines (batch_id, table_name, source_file, source_line, reason, raw_line, "
-                "line_length, run_id) from stdin"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "copy staging.rejected_lines (batch_id, table_name, source_file, source_line, reason, raw_line, "
+                    "line_length, run_id) from stdin"
+                ) as copy,
+            ):
                 for line, reason, raw in rejects:
                     raw = raw.rstrip("\r\n")
-                    copy.write_row([source.batch_id, source.table, source.path.name, line, reason,
-                                    raw[:REJECTED_LINE_CAP], len(raw), run_id])
+                    copy.write_row(
+                        [
+                            source.batch_id,
+                            source.table,
+                            source.path.name,
+                            line,
+                            reason,
+                            raw[:REJECTED_LINE_CAP],
+                            len(raw),
+                            run_id,
+                        ]
+                    )
         in_table = conn.execute(sql.SQL("select count(*) from {}").format(target)).fetchone()[0]
         if in_table != staged:
-            raise IngestError(f"{source.batch_id}/{source.path.name}: staged {staged} rows but the table holds "
-                              f"{in_table}; nothing of this file was kept")
+            raise IngestError(
+                f"{source.batch_id}/{source.path.name}: staged {staged} rows but the table holds "
+                f"{in_table}; nothing of this file was kept"
+            )
         duration = time.perf_counter() - started
-        result = FileResult(source.batch_id, source.table, "loaded", path, staged + continued + len(rejects),
-                            staged, len(rejects), source.extra_columns, duration)
+        result = FileResult(
+            source.batch_id,
+            source.table,
+            "loaded",
+            path,
+            staged + continued + len(rejects),
+            staged,
+            len(rejects),
+            source.extra_columns,
+            duration,
+        )
         conn.execute(
             """
             insert into staging.ingestion_log (batch_id, table_name, source_file, sha256, size_bytes, lines_read,
@@ -414,16 +458,31 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
                 load_path = excluded.load_path, started_at = excluded.started_at,
                 duration_s = excluded.duration_s, run_id = excluded.run_id
             """,
-            (source.batch_id, source.table, source.path.name, digest, size, result.lines_read, staged, continued,
-             len(rejects), source.extra_columns, path, duration, run_id),
+            (
+                source.batch_id,
+                source.table,
+                source.path.name,
+                digest,
+                size,
+                result.lines_read,
+                staged,
+                continued,
+                len(rejects),
+                source.extra_columns,
+                path,
+                duration,
+                run_id,
+            ),
         )
     if source.extra_columns:
-        log.warning("%s/%s: ignored extra column(s) %s", source.batch_id, source.path.name,
-                    ", ".join(source.extra_columns))
+        log.warning(
+            "%s/%s: ignored extra column(s) %s", source.batch_id, source.path.name, ", ".join(source.extra_columns)
+        )
     return result
 
 
 # -- the stage ---------------------------------------------------------------------
+
 
 def ingest(source: Path, run_id: str, p: IngestParams, url: str | None = None) -> list[FileResult]:
     """Load every batch folder under ``source``, in date order; return one result per file."""
@@ -467,22 +526,30 @@ def run_stage(p: IngestParams, run_id: str) -> pd.DataFrame:
     frame = pd.DataFrame([r.__dict__ for r in results], columns=list(FileResult.__dataclass_fields__))
     frame = frame.drop(columns="duration_s")  # timings are in staging.ingestion_log
     loaded = frame[frame["status"] == "loaded"]
-    runs.save_stage_result(run_id, "ingest", {
-        "batches": int(frame["batch_id"].nunique()),
-        "files_loaded": int(len(loaded)),
-        "files_skipped": int((frame["status"] == "skipped").sum()),
-        "rows_staged": int(loaded["rows_staged"].sum()),
-        "lines_rejected": int(loaded["lines_rejected"].sum()),
-    })
+    runs.save_stage_result(
+        run_id,
+        "ingest",
+        {
+            "batches": int(frame["batch_id"].nunique()),
+            "files_loaded": len(loaded),
+            "files_skipped": int((frame["status"] == "skipped").sum()),
+            "rows_staged": int(loaded["rows_staged"].sum()),
+            "lines_rejected": int(loaded["lines_rejected"].sum()),
+        },
+    )
     return frame
 
 
 def rejected_lines(run_id: str, limit: int = 20) -> pd.DataFrame:
     """Lines this run could not stage, with their reasons."""
     with db.connection() as conn:
-        rows = db.query(conn, """
+        rows = db.query(
+            conn,
+            """
             select batch_id, source_file, source_line, reason, left(raw_line, 120) as raw_line
             from staging.rejected_lines where run_id = :run_id
             order by batch_id, source_file, source_line limit :limit
-        """, {"run_id": run_id, "limit": limit})
+        """,
+            {"run_id": run_id, "limit": limit},
+        )
     return pd.DataFrame(rows, columns=["batch_id", "source_file", "source_line", "reason", "raw_line"])

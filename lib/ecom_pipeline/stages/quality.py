@@ -36,8 +36,16 @@ from ecom_pipeline.params import QualityParams
 log = logging.getLogger(__name__)
 
 CHECKS_FILE = config.PACKAGE_DIR / "checks.yaml"
-DIMENSIONS = ("completeness", "uniqueness", "validity", "consistency", "referential_integrity", "timeliness",
-              "accuracy", "volume")
+DIMENSIONS = (
+    "completeness",
+    "uniqueness",
+    "validity",
+    "consistency",
+    "referential_integrity",
+    "timeliness",
+    "accuracy",
+    "volume",
+)
 GRADES = ((95, "A"), (90, "B"), (80, "C"), (70, "D"), (0, "F"))
 SAMPLE_SIZE = 5
 
@@ -52,8 +60,9 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["not_null", "unique", "relationships", "accepted_values", "range", "expression", "freshness",
-                  "row_count", "sql"]
+    kind: Literal[
+        "not_null", "unique", "relationships", "accepted_values", "range", "expression", "freshness", "row_count", "sql"
+    ]
     layer: Literal["staging", "production", "warehouse"]
     table: str = Field(pattern=r"^\w+\.\w+$")
     dimension: Literal[DIMENSIONS]  # type: ignore[valid-type]
@@ -71,16 +80,21 @@ class Check(BaseModel):
     max_age_hours: float | None = None
     failing: str | None = None
     checked: str | None = None
-    where: str | None = None                      # row_count: which rows to count
-    history: int | None = Field(None, ge=3)       # row_count: compare with the median of this many earlier runs
-    max_change: float = Field(0.5, gt=0)          # row_count: allowed relative distance from that median
+    where: str | None = None  # row_count: which rows to count
+    history: int | None = Field(None, ge=3)  # row_count: compare with the median of this many earlier runs
+    max_change: float = Field(0.5, gt=0)  # row_count: allowed relative distance from that median
 
     @model_validator(mode="after")
-    def _fields_for_kind(self) -> "Check":
+    def _fields_for_kind(self) -> Check:
         needs = {
-            "not_null": ("key", "column"), "unique": ("columns",), "relationships": ("column", "to", "field"),
-            "accepted_values": ("key", "column", "values"), "range": ("key", "column"),
-            "expression": ("key", "expression"), "freshness": ("column", "max_age_hours"), "row_count": (),
+            "not_null": ("key", "column"),
+            "unique": ("columns",),
+            "relationships": ("column", "to", "field"),
+            "accepted_values": ("key", "column", "values"),
+            "range": ("key", "column"),
+            "expression": ("key", "expression"),
+            "freshness": ("column", "max_age_hours"),
+            "row_count": (),
             "sql": ("failing",),
         }[self.kind]
         missing = [f for f in needs if getattr(self, f) is None]
@@ -125,28 +139,30 @@ def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[s
         cols = sql.SQL(", ").join(map(sql.Identifier, check.columns))
         failing = sql.SQL(
             "select key from (select concat_ws('|', {cols}) as key, count(*) over (partition by {cols}) as copies "
-            "from {t}) as counted where copies > 1").format(cols=cols, t=t)
+            "from {t}) as counted where copies > 1"
+        ).format(cols=cols, t=t)
     elif check.kind == "relationships":
         failing = sql.SQL(
             "select child.{col}::text as key from {t} as child where child.{col} is not null and not exists "
-            "(select from {to} as parent where parent.{field} = child.{col})").format(
-            col=col, t=t, to=_table(check.to), field=sql.Identifier(check.field))
+            "(select from {to} as parent where parent.{field} = child.{col})"
+        ).format(col=col, t=t, to=_table(check.to), field=sql.Identifier(check.field))
     elif check.kind == "accepted_values":
         failing = sql.SQL("select {}::text as key from {} where {}::text <> all ({})").format(
-            key, t, col, sql.Literal(check.values))
+            key, t, col, sql.Literal(check.values)
+        )
     elif check.kind == "range":
         low = sql.Literal(check.min if check.min is not None else float("-inf"))
         high = sql.Literal(check.max if check.max is not None else float("inf"))
-        failing = sql.SQL("select {}::text as key from {} where {} < {} or {} > {}").format(
-            key, t, col, low, col, high)
+        failing = sql.SQL("select {}::text as key from {} where {} < {} or {} > {}").format(key, t, col, low, col, high)
     elif check.kind == "expression":
         failing = sql.SQL("select {}::text as key from {} where not coalesce(({}), false)").format(
-            key, t, db.with_literals(check.expression, values))
+            key, t, db.with_literals(check.expression, values)
+        )
     elif check.kind == "freshness":
         failing = sql.SQL(
             "select coalesce(max({col})::text, 'no rows') as key from {t} having max({col}) is null "
-            "or max({col}) < now() - make_interval(secs => {age})").format(
-            col=col, t=t, age=sql.Literal(check.max_age_hours * 3600))
+            "or max({col}) < now() - make_interval(secs => {age})"
+        ).format(col=col, t=t, age=sql.Literal(check.max_age_hours * 3600))
         return failing, one
     elif check.kind == "row_count":
         return row_count_query(check), one
@@ -178,10 +194,16 @@ def row_count_query(check: Check) -> sql.Composable:
         select counted.n::text as key from counted, expected
         where counted.n < {low} or counted.n > {high}
            or (expected.runs >= {runs} and abs(counted.n - expected.median) > {change} * expected.median)
-        """).format(
-        t=_table(check.table), where=where, name=sql.Literal(check.name), runs=sql.Literal(check.history or 0),
+        """
+    ).format(
+        t=_table(check.table),
+        where=where,
+        name=sql.Literal(check.name),
+        runs=sql.Literal(check.history or 0),
         low=sql.Literal(check.min if check.min is not None else 0),
-        high=sql.Literal(check.max if check.max is not None else 2**62), change=sql.Literal(check.max_change))
+        high=sql.Literal(check.max if check.max is not None else 2**62),
+        change=sql.Literal(check.max_change),
+    )
 
 
 @dataclass
@@ -209,20 +231,35 @@ def run_check(conn: psycopg.Connection, check: Check, values: dict[str, Any] | N
     started = time.perf_counter()
     query = sql.SQL(
         "with failing as ({failing}) select (select count(*) from failing), ({checked}), "
-        "(select coalesce(json_agg(key), '[]') from (select key from failing limit {n}) as sample)").format(
-        failing=failing, checked=checked, n=sql.Literal(SAMPLE_SIZE))
+        "(select coalesce(json_agg(key), '[]') from (select key from failing limit {n}) as sample)"
+    ).format(failing=failing, checked=checked, n=sql.Literal(SAMPLE_SIZE))
     rows_failing, rows_checked, sample = conn.execute(query).fetchone()
     observed = None
     if check.kind == "row_count":
         where = sql.SQL(" where " + check.where) if check.where else sql.SQL("")
         observed = conn.execute(sql.SQL("select count(*) from {}{}").format(_table(check.table), where)).fetchone()[0]
-    return CheckResult(check.name, check.kind, check.layer, check.table, check.dimension, check.severity,
-                       check.description, int(rows_checked or 0), int(rows_failing), sample,
-                       round(time.perf_counter() - started, 4), observed)
+    return CheckResult(
+        check.name,
+        check.kind,
+        check.layer,
+        check.table,
+        check.dimension,
+        check.severity,
+        check.description,
+        int(rows_checked or 0),
+        int(rows_failing),
+        sample,
+        round(time.perf_counter() - started, 4),
+        observed,
+    )
 
 
-def run_checks(url: str, checks: list[Check], workers: int, values: dict[str, Any] | None = None,
-               ) -> list[CheckResult]:
+def run_checks(
+    url: str,
+    checks: list[Check],
+    workers: int,
+    values: dict[str, Any] | None = None,
+) -> list[CheckResult]:
     """Every check, ``workers`` at a time, each worker on a connection of its own; results in check order.
 
     Checks are independent read-only queries, so on a server with several cores they overlap well.
@@ -260,14 +297,33 @@ def score(results: list[CheckResult]) -> dict[str, Any]:
 def store(conn: psycopg.Connection, run_id: str, results: list[CheckResult], scores: dict[str, Any]) -> None:
     with conn.transaction():
         conn.execute("delete from monitoring.check_results where run_id = %s", (run_id,))
-        with conn.cursor() as cur, cur.copy(
-            "copy monitoring.check_results (run_id, check_name, kind, layer, table_name, dimension, severity, "
-            "description, rows_checked, rows_failing, failing_sample, duration_s, passed, observed_value) from stdin"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "copy monitoring.check_results (run_id, check_name, kind, layer, table_name, dimension, severity, "
+                "description, rows_checked, rows_failing, failing_sample, duration_s, passed, observed_value) "
+                "from stdin"
+            ) as copy,
+        ):
             for r in results:
-                copy.write_row([run_id, r.check_name, r.kind, r.layer, r.table_name, r.dimension, r.severity,
-                                r.description, r.rows_checked, r.rows_failing, json.dumps(r.failing_sample),
-                                r.duration_s, r.passed, r.observed_value])
+                copy.write_row(
+                    [
+                        run_id,
+                        r.check_name,
+                        r.kind,
+                        r.layer,
+                        r.table_name,
+                        r.dimension,
+                        r.severity,
+                        r.description,
+                        r.rows_checked,
+                        r.rows_failing,
+                        json.dumps(r.failing_sample),
+                        r.duration_s,
+                        r.passed,
+                        r.observed_value,
+                    ]
+                )
         conn.execute(
             "insert into monitoring.quality_scores (run_id, overall, grade, dimensions) values (%s, %s, %s, %s) "
             "on conflict (run_id) do update set overall = excluded.overall, grade = excluded.grade, "
@@ -279,7 +335,8 @@ def store(conn: psycopg.Connection, run_id: str, results: list[CheckResult], sco
 def score_history(conn: psycopg.Connection, limit: int = 30) -> pd.DataFrame:
     rows = conn.execute(
         "select run_id, scored_at, overall, grade from monitoring.quality_scores order by scored_at desc limit %s",
-        (limit,)).fetchall()
+        (limit,),
+    ).fetchall()
     return pd.DataFrame(rows[::-1], columns=["run_id", "scored_at", "overall", "grade"])
 
 
@@ -287,8 +344,11 @@ def gate(results: list[CheckResult], fail_on: list[str]) -> None:
     """Raise QualityGateError naming every stopping failure."""
     stopping = [r for r in results if not r.passed and r.severity in fail_on]
     if stopping:
-        lines = [f"{r.check_name} on {r.table_name}: {r.rows_failing:,} of {r.rows_checked:,} rows fail "
-                 f"({r.description}); e.g. {', '.join(map(str, r.failing_sample))}" for r in stopping]
+        lines = [
+            f"{r.check_name} on {r.table_name}: {r.rows_failing:,} of {r.rows_checked:,} rows fail "
+            f"({r.description}); e.g. {', '.join(map(str, r.failing_sample))}"
+            for r in stopping
+        ]
         raise QualityGateError(f"{len(stopping)} quality check(s) stop the run:\n  " + "\n  ".join(lines))
 
 
@@ -298,12 +358,15 @@ def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any
 
     folder = config.run_dir(run_id) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    runs.write_json(folder / "quality_report.json", {
-        "run_id": run_id,
-        "score": scores,
-        "checks": [{**asdict(r), "passed": r.passed} for r in results],
-        "failed": [r.check_name for r in results if not r.passed],
-    })
+    runs.write_json(
+        folder / "quality_report.json",
+        {
+            "run_id": run_id,
+            "score": scores,
+            "checks": [{**asdict(r), "passed": r.passed} for r in results],
+            "failed": [r.check_name for r in results if not r.passed],
+        },
+    )
     quality_report_html(folder / "quality_report.html", results, scores, history)
     return folder
 
@@ -318,8 +381,11 @@ def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
         history = score_history(conn)
     write_reports(run_id, results, scores, history)
     failed = [r for r in results if not r.passed]
-    runs.save_stage_result(run_id, "quality", {"checks": len(results), "failed": len(failed),
-                                               "score": scores["overall"], "grade": scores["grade"]})
+    runs.save_stage_result(
+        run_id,
+        "quality",
+        {"checks": len(results), "failed": len(failed), "score": scores["overall"], "grade": scores["grade"]},
+    )
     gate(results, p.fail_on)
     frame = pd.DataFrame([asdict(r) for r in results])
     return frame[["check_name", "layer", "dimension", "severity", "rows_checked", "rows_failing"]]
@@ -328,8 +394,14 @@ def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
 def score_table(run_id: str) -> pd.DataFrame:
     """This run's score by dimension."""
     with db.connection() as conn:
-        row = conn.execute("select overall, grade, dimensions from monitoring.quality_scores where run_id = %s",
-                           (run_id,)).fetchone()
+        row = conn.execute(
+            "select overall, grade, dimensions from monitoring.quality_scores where run_id = %s", (run_id,)
+        ).fetchone()
     dims = row[2] if row else {}
-    return pd.DataFrame({"dimension": [*dims, "overall"], "score": [*dims.values(), float(row[0]) if row else None],
-                         "grade": [""] * len(dims) + [row[1] if row else ""]})
+    return pd.DataFrame(
+        {
+            "dimension": [*dims, "overall"],
+            "score": [*dims.values(), float(row[0]) if row else None],
+            "grade": [""] * len(dims) + [row[1] if row else ""],
+        }
+    )

@@ -31,10 +31,28 @@ from ecom_pipeline.params import WarehouseParams
 
 log = logging.getLogger(__name__)
 
-STEPS = ("dim_status", "dim_payment_method", "dim_date", "dim_customer", "dim_product", "fact_sales",
-         "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
-TABLES = ("dim_date", "dim_status", "dim_payment_method", "dim_customer", "dim_product", "fact_sales",
-          "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
+STEPS = (
+    "dim_status",
+    "dim_payment_method",
+    "dim_date",
+    "dim_customer",
+    "dim_product",
+    "fact_sales",
+    "agg_daily_sales",
+    "agg_product_performance",
+    "agg_customer_metrics",
+)
+TABLES = (
+    "dim_date",
+    "dim_status",
+    "dim_payment_method",
+    "dim_customer",
+    "dim_product",
+    "fact_sales",
+    "agg_daily_sales",
+    "agg_product_performance",
+    "agg_customer_metrics",
+)
 
 PENDING_BATCHES = """
 select c.batch_id
@@ -61,7 +79,8 @@ def _holidays(country: str, first: dt.date, last: dt.date) -> list[tuple[str, st
 def _date_range(conn: psycopg.Connection, horizon_days: int) -> tuple[dt.date, dt.date] | None:
     first, last = conn.execute(
         "select min(order_date at time zone 'UTC')::date, max(order_date at time zone 'UTC')::date "
-        "from production.orders").fetchone()
+        "from production.orders"
+    ).fetchone()
     if first is None:
         return None
     return first, last + dt.timedelta(days=horizon_days)

@@ -30,7 +30,9 @@ create temp table analytics_lines on commit drop as
 select
     make_date(f.date_key / 10000, f.date_key / 100 % 100, 1) as month,
     p.category,
-    coalesce(round(100 * f.discount_amount::float8 / nullif(f.quantity * f.unit_price::float8, 0))::integer, 0) as discount_pct,
+    coalesce(
+        round(100 * f.discount_amount::float8 / nullif(f.quantity * f.unit_price::float8, 0))::integer, 0
+    ) as discount_pct,
     s.is_revenue,
     count(*) as lines,
     sum(f.quantity) as quantity,

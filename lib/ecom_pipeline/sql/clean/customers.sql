@@ -126,11 +126,13 @@ final as (
             when r.newest_first > 1 then 'stale'
             when p.customer_id is null then 'insert'
             when r.updated_at > p.updated_at then 'update'
-            when (r.first_name, r.last_name, r.email, r.phone, r.address, r.city, r.state, r.country,
-                  r.registration_date, r.updated_at)
-                 is not distinct from
-                 (p.first_name, p.last_name, p.email, p.phone, p.address, p.city, p.state, p.country,
-                  p.registration_date, p.updated_at)
+            when not (  -- not distinct: equal, nulls included
+                (r.first_name, r.last_name, r.email, r.phone, r.address, r.city, r.state, r.country,
+                 r.registration_date, r.updated_at)
+                is distinct from
+                (p.first_name, p.last_name, p.email, p.phone, p.address, p.city, p.state, p.country,
+                 p.registration_date, p.updated_at)
+            )
                 then 'unchanged'
             else 'stale'
         end as action
@@ -143,7 +145,8 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'customers', c.source_file, c.source_line, left(coalesce(c.natural_key, s.customer_id), :max_key_length), c.reasons,
+    :batch_id, 'customers', c.source_file, c.source_line,
+    left(coalesce(c.natural_key, s.customer_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_customers as c
 join staging.customers as s on s.batch_id = :batch_id and s.source_line = c.source_line

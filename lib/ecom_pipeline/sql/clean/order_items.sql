@@ -45,9 +45,11 @@ final as (
             when c.reasons <> '{}' then 'quarantined'
             when k.version > 1 then 'changed'
             when e.order_item_id is null then 'insert'
-            when (c.order_id, c.product_id, c.quantity, c.unit_price, c.discount_percentage, c.line_total)
-                 is not distinct from
-                 (e.order_id, e.product_id, e.quantity, e.unit_price, e.discount_percentage, e.line_total)
+            when not (  -- not distinct: equal, nulls included
+                (c.order_id, c.product_id, c.quantity, c.unit_price, c.discount_percentage, c.line_total)
+                is distinct from
+                (e.order_id, e.product_id, e.quantity, e.unit_price, e.discount_percentage, e.line_total)
+            )
                 then 'unchanged'
             else 'changed'
         end as action
@@ -65,7 +67,8 @@ where action = 'changed';
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'order_items', c.source_file, c.source_line, left(coalesce(c.natural_key, s.order_item_id), :max_key_length), c.reasons,
+    :batch_id, 'order_items', c.source_file, c.source_line,
+    left(coalesce(c.natural_key, s.order_item_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_order_items as c
 join staging.order_items as s on s.batch_id = :batch_id and s.source_line = c.source_line

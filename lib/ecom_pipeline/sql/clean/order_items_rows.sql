@@ -61,7 +61,9 @@ typed as materialized (
         n.*,
         case when production.is_integer(n.quantity_text) then n.quantity_text::integer end as quantity,
         case when production.is_money(n.unit_price_text) then n.unit_price_text::numeric(12, 2) end as unit_price,
-        case when production.is_decimal(n.discount_text, 3, 2) then n.discount_text::numeric(5, 2) end as discount_percentage,
+        case
+            when production.is_decimal(n.discount_text, 3, 2) then n.discount_text::numeric(5, 2)
+        end as discount_percentage,
         case when production.is_money(n.line_total_text) then n.line_total_text::numeric(12, 2) end as line_total
     from normalised as n
 )
@@ -84,7 +86,8 @@ select
              then 'VALUE_TOO_LONG' end,
         case when t.discount_percentage not between 0 and 100 then 'INVALID_DISCOUNT' end,
         case when t.unit_price < 0 or t.line_total < 0 then 'NEGATIVE_AMOUNT' end,
-        case when abs(t.line_total - round(t.quantity * t.unit_price * (1 - t.discount_percentage / 100), 2)) > :tolerance
+        case when abs(t.line_total - round(t.quantity * t.unit_price * (1 - t.discount_percentage / 100), 2))
+                  > :tolerance
              then 'LINE_TOTAL_MISMATCH' end
     ], null) as row_reasons
 from typed as t;

@@ -54,11 +54,13 @@ final as (
             when k.newest_first > 1 then 'stale'
             when p.order_id is null then 'insert'
             when r.updated_at > p.updated_at then 'update'
-            when (r.customer_id, r.order_date, r.status, r.payment_method, r.shipping_address, r.total_amount,
-                  r.updated_at)
-                 is not distinct from
-                 (p.customer_id, p.order_date, p.status, p.payment_method, p.shipping_address, p.total_amount,
-                  p.updated_at)
+            when not (  -- not distinct: equal, nulls included
+                (r.customer_id, r.order_date, r.status, r.payment_method, r.shipping_address, r.total_amount,
+                 r.updated_at)
+                is distinct from
+                (p.customer_id, p.order_date, p.status, p.payment_method, p.shipping_address, p.total_amount,
+                 p.updated_at)
+            )
                 then 'unchanged'
             else 'stale'
         end as action
@@ -72,7 +74,8 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'orders', c.source_file, c.source_line, left(coalesce(c.natural_key, s.order_id), :max_key_length), c.reasons,
+    :batch_id, 'orders', c.source_file, c.source_line,
+    left(coalesce(c.natural_key, s.order_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_orders as c
 join staging.orders as s on s.batch_id = :batch_id and s.source_line = c.source_line

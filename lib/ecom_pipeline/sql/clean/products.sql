@@ -103,9 +103,11 @@ final as (
             when r.newest_first > 1 then 'stale'
             when p.product_id is null then 'insert'
             when r.updated_at > p.updated_at then 'update'
-            when (r.product_name, r.category, r.sub_category, r.brand, r.price, r.cost, r.stock_quantity, r.updated_at)
-                 is not distinct from
-                 (p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.stock_quantity, p.updated_at)
+            when not (  -- not distinct: equal, nulls included
+                (r.product_name, r.category, r.sub_category, r.brand, r.price, r.cost, r.stock_quantity, r.updated_at)
+                is distinct from
+                (p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.stock_quantity, p.updated_at)
+            )
                 then 'unchanged'
             else 'stale'
         end as action
@@ -118,7 +120,8 @@ select * from final;
 insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
                                    raw_values, run_id)
 select
-    :batch_id, 'products', c.source_file, c.source_line, left(coalesce(c.natural_key, s.product_id), :max_key_length), c.reasons,
+    :batch_id, 'products', c.source_file, c.source_line,
+    left(coalesce(c.natural_key, s.product_id), :max_key_length), c.reasons,
     to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
 from clean_products as c
 join staging.products as s on s.batch_id = :batch_id and s.source_line = c.source_line

@@ -30,7 +30,9 @@ from staged as s
 
 union all
 
-select 'production', (select max(order_date) from production.orders), (select max(cleaned_at) from production.clean_log),
+select 'production',
+       (select max(order_date) from production.orders),
+       (select max(cleaned_at) from production.clean_log),
        (select max(batch_id) from production.clean_log)
 
 union all
