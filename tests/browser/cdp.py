@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -12,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 import websocket
 
 CHROMIUM_FLAGS = [
@@ -35,6 +38,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _members(group: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    alive = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == group and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return alive
+
+
 class Browser:
     """Headless Chromium with the network off; ``page`` is its one tab."""
 
@@ -52,6 +67,7 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: closing ends its renderers and helpers too
         )
         self.page = Page(self._page_socket())
         self.page.send(
@@ -73,12 +89,18 @@ class Browser:
             time.sleep(0.1)
 
     def close(self) -> None:
+        """End Chromium's whole process group, then remove its profile (no child writes to it any more)."""
         self.page.ws.close()
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while alive := _members(group):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Chromium processes {alive} did not end")
+            if time.monotonic() > deadline - 5:  # 10 s after SIGTERM
+                os.killpg(group, signal.SIGKILL)
+            time.sleep(0.1)
+        self.process.wait(5)
         self.profile.cleanup()
 
     def __enter__(self) -> Browser:

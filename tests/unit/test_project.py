@@ -1,7 +1,9 @@
 """The project's own files: what a new user relies on."""
 
+import shutil
 import subprocess
 
+import pytest
 import yaml
 
 from ecom_pipeline import config
@@ -15,6 +17,8 @@ def test_environment_yml_parses_and_installs_the_project():
 
 
 def test_gitignore_keeps_lib_and_hides_outputs_and_secrets():
+    if not (config.PROJ_ROOT / ".git").exists() or not shutil.which("git"):
+        pytest.skip("needs a git clone with git installed: .gitignore means nothing in an unpacked archive")
     ignored = subprocess.run(
         [
             "git",
@@ -38,4 +42,4 @@ def test_readme_quick_start_has_the_two_commands():
     assert ".venv/bin/pip install -e . && .venv/bin/python run_all.py" in readme
     assert '.venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest' in readme
     ci = (config.PROJ_ROOT / ".ci" / "run").read_text()
-    assert '-m pip install --quiet -e ".[test]"' in ci and "-m pytest" in ci
+    assert '-m pip install --quiet -e ".[test' in ci and "-m pytest" in ci
