@@ -8,15 +8,13 @@ test (or module) gets a database of its own, created fresh and dropped after.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from ecom_pipeline import config, db, migrations
+from ecom_pipeline import db, migrations
 
-REPO = config.PROJ_ROOT
 SERVER_URL = os.environ.get("DATABASE_URL")
 
 
@@ -38,12 +36,21 @@ def fresh_db(server_url: str, monkeypatch: pytest.MonkeyPatch):
         yield url
 
 
+@pytest.fixture(scope="session")
+def migrated_template(server_url: str):
+    """A database migrated once per session, copied by ``migrated_db`` (never used directly)."""
+    with db.scratch_database(server_url, prefix="template") as url:
+        with db.connection(url, autocommit=True) as conn:
+            migrations.apply_migrations(conn)
+        yield psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+
+
 @pytest.fixture
-def migrated_db(fresh_db: str) -> str:
-    """A fresh database with every migration applied."""
-    with db.connection(fresh_db, autocommit=True) as conn:
-        migrations.apply_migrations(conn)
-    return fresh_db
+def migrated_db(server_url: str, migrated_template: str, monkeypatch: pytest.MonkeyPatch):
+    """A new database with every migration applied (a copy of the session's migrated template)."""
+    with db.scratch_database(server_url, template=migrated_template) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
 
 
 @pytest.fixture
@@ -53,16 +60,3 @@ def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out.mkdir()
     monkeypatch.setenv("PIPELINE_OUTPUTS", str(out))
     return out
-
-
-def run_pipeline(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``python run_all.py ARGS`` in a subprocess with the test's environment."""
-    full_env = {**os.environ, "CI": "true", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(REPO / "run_all.py"), *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

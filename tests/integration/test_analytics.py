@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO
 from ecom_pipeline import catalogue, db, migrations
 from ecom_pipeline.params import AnalyticsParams, CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import analytics, clean, generate, ingest, warehouse
+from helpers import REPO
 
 SMALL_WAREHOUSE = REPO / "tests" / "data" / "small_warehouse.sql"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psycopg
 
-from conftest import REPO
 from ecom_pipeline import db, dictionary
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, generate, ingest, warehouse
+from helpers import REPO
 
 PERSONAL = ("first_name", "last_name", "full_name", "customer_name", "email", "phone", "address", "shipping_address")
 BI_COLUMNS = """

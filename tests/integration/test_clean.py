@@ -9,12 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO
 from ecom_pipeline import contract
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams
 from ecom_pipeline.stages import clean, generate, ingest
+from helpers import HANDWRITTEN_BATCH
 
-HANDWRITTEN = REPO / "tests" / "data" / "handwritten" / "2025-03-01"
 PARAMS = CleanParams()
 
 
@@ -49,7 +48,7 @@ def _snapshot(url: str) -> dict[str, list[tuple]]:
 @pytest.fixture
 def batch(tmp_path) -> Path:
     folder = tmp_path / "in" / "2025-03-01"
-    shutil.copytree(HANDWRITTEN, folder)
+    shutil.copytree(HANDWRITTEN_BATCH, folder)
     return folder
 
 

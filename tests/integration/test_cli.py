@@ -16,11 +16,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from conftest import REPO
 from ecom_pipeline import db, exits
 from ecom_pipeline.orchestrator import STAGES
-
-HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
+from helpers import HANDWRITTEN, REPO
 
 
 def _env(extra: dict[str, str | None] | None) -> dict[str, str]:

@@ -16,7 +16,7 @@ import sys
 import psycopg
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 def _with_file_size_limit(limit: int):

@@ -15,11 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecom_pipeline import config
 from ecom_pipeline.params import IngestParams
 from ecom_pipeline.stages import ingest
+from helpers import HANDWRITTEN_BATCH
 
-HANDWRITTEN = config.PROJ_ROOT / "tests" / "data" / "handwritten" / "2025-03-01"
 ORDERS_HEADER = "order_id,customer_id,order_date,status,payment_method,shipping_address,total_amount,updated_at"
 
 
@@ -30,7 +29,7 @@ def _order(n: int, address: str = "7 Elm Rd") -> str:
 @pytest.fixture
 def batch(tmp_path) -> Path:
     folder = tmp_path / "in" / "2025-03-01"
-    shutil.copytree(HANDWRITTEN, folder)
+    shutil.copytree(HANDWRITTEN_BATCH, folder)
     return folder
 
 
@@ -206,7 +205,7 @@ hostile_line = st.one_of(
 @given(inserts=st.lists(st.tuples(st.integers(0, 30), hostile_line), min_size=1, max_size=6))
 def test_any_bytes_between_good_lines_never_break_the_ledger(migrated_db, tmp_path_factory, inserts):
     folder = tmp_path_factory.mktemp("any") / "2025-03-01"
-    shutil.copytree(HANDWRITTEN, folder)
+    shutil.copytree(HANDWRITTEN_BATCH, folder)
     lines = [_order(n).encode() for n in range(1, 31)]
     for position, line in sorted(inserts, reverse=True):
         lines.insert(position, line.replace(b"\n", b" "))

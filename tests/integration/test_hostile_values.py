@@ -22,11 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecom_pipeline import config, contract
+from ecom_pipeline import contract
 from ecom_pipeline.params import CleanParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, ingest, warehouse
-
-HANDWRITTEN = config.PROJ_ROOT / "tests" / "data" / "handwritten" / "2025-03-01"
+from helpers import HANDWRITTEN_BATCH
 
 # Text that passes a loose pattern but not PostgreSQL's cast or a column's range.
 CAST_TRAPS = [
@@ -90,7 +89,7 @@ hostile_value = st.one_of(
 def _template_rows() -> dict[str, tuple[list[str], list[dict[str, str]]]]:
     out = {}
     for table in contract.TABLE_ORDER:
-        reader = csv.DictReader(io.StringIO((HANDWRITTEN / contract.file_name(table)).read_text()))
+        reader = csv.DictReader(io.StringIO((HANDWRITTEN_BATCH / contract.file_name(table)).read_text()))
         out[table] = (list(reader.fieldnames or []), list(reader))
     return out
 

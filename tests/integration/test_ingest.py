@@ -6,12 +6,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO
 from ecom_pipeline import contract
 from ecom_pipeline.params import GenerateParams, IngestParams
 from ecom_pipeline.stages import generate, ingest
+from helpers import HANDWRITTEN_BATCH
 
-HANDWRITTEN = REPO / "tests" / "data" / "handwritten" / "2025-03-01"
 PARAMS = IngestParams()
 
 
@@ -19,7 +18,7 @@ PARAMS = IngestParams()
 def batch(tmp_path) -> Path:
     """A copy of the hand-written batch to spoil."""
     folder = tmp_path / "in" / "2025-03-01"
-    shutil.copytree(HANDWRITTEN, folder)
+    shutil.copytree(HANDWRITTEN_BATCH, folder)
     return folder
 
 

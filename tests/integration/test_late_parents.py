@@ -14,16 +14,16 @@ import psycopg
 import pytest
 from test_warehouse import _assert_invariants, _comparable
 
-from ecom_pipeline import config, contract, db, migrations
+from ecom_pipeline import contract, db, migrations
 from ecom_pipeline.params import CleanParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, ingest, warehouse
+from helpers import HANDWRITTEN_BATCH
 
-HANDWRITTEN = config.PROJ_ROOT / "tests" / "data" / "handwritten" / "2025-03-01"
 LATE = {"customers": {"CUST-3"}, "orders": {"ORD-2"}}  # keys that arrive on day 2
 
 
 def _rows_of(table: str) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO((HANDWRITTEN / contract.file_name(table)).read_text()))
+    reader = csv.DictReader(io.StringIO((HANDWRITTEN_BATCH / contract.file_name(table)).read_text()))
     return list(reader.fieldnames or []), list(reader)
 
 

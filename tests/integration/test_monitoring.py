@@ -20,10 +20,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import REPO
 from ecom_pipeline import alerts, db, migrations, monitoring
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, MonitoringParams, WarehouseParams
 from ecom_pipeline.stages import clean, generate, ingest, warehouse
+from helpers import REPO
 
 SMALL = GenerateParams(orders=600, customers=150, products=40, days=30, seed=5)
 STAGES = ["generate", "ingest", "clean", "warehouse", "quality", "analytics", "monitoring"]
@@ -452,7 +452,7 @@ def test_repeat_rule_on_its_own():
 
 
 def test_failed_pipeline_run_writes_its_report(fresh_db, outputs):
-    from conftest import run_pipeline
+    from helpers import run_pipeline
 
     done = run_pipeline("--params", "params/small.yaml", "--only", "warehouse", "--run-id", "r-nothing")
     assert done.returncode == 0

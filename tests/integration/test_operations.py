@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from croniter import croniter
 
-from conftest import REPO, run_pipeline
 from ecom_pipeline import cleanup, config
 from ecom_pipeline.schedule import Scheduler
 from ecom_pipeline.stages import quality
+from helpers import REPO, run_pipeline
 
 PROTECTED_COUNTS = """
 select (select count(*) from production.orders), (select count(*) from production.order_items),

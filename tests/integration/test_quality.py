@@ -5,9 +5,9 @@ import json
 import psycopg
 import pytest
 
-from conftest import run_pipeline
 from ecom_pipeline.stages import quality
 from ecom_pipeline.stages.quality import Check, CheckResult
+from helpers import run_pipeline
 
 BASE = {"layer": "production", "dimension": "validity", "severity": "error", "description": "test"}
 

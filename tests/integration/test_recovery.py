@@ -20,9 +20,9 @@ import pytest
 from test_incremental import _production
 from test_warehouse import _comparable
 
-from conftest import REPO
 from ecom_pipeline import db
 from ecom_pipeline.orchestrator import STAGE_NAMES
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 RUN_ID = "interrupted"

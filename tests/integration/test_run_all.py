@@ -16,11 +16,9 @@ from jupyter_core.paths import jupyter_runtime_dir
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from conftest import REPO, run_pipeline
 from ecom_pipeline import db
 from ecom_pipeline.orchestrator import STAGE_NAMES, STAGES
-
-HANDWRITTEN = REPO / "tests" / "data" / "handwritten"
+from helpers import HANDWRITTEN, REPO, run_pipeline
 
 
 def _runs(url: str) -> list[tuple]:

@@ -6,12 +6,11 @@ from pathlib import Path
 import psycopg
 from test_clean import _edit
 
-from conftest import REPO
 from ecom_pipeline import contract, db, migrations
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, generate, ingest, warehouse
+from helpers import HANDWRITTEN_BATCH
 
-HANDWRITTEN = REPO / "tests" / "data" / "handwritten" / "2025-03-01"
 SMALL = GenerateParams(
     orders=600,
     customers=150,
@@ -171,7 +170,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
     """A customer who moves twice, a product whose price changes, an order cancelled after delivery."""
     root = tmp_path / "in"
     day1 = root / "2025-03-01"
-    shutil.copytree(HANDWRITTEN, day1)
+    shutil.copytree(HANDWRITTEN_BATCH, day1)
     _load(migrated_db, root)
 
     def next_day(name: str) -> Path:
@@ -284,7 +283,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
 
 def test_warehouse_dim_date_calendar(migrated_db, tmp_path):
     root = tmp_path / "in"
-    shutil.copytree(HANDWRITTEN, root / "2025-03-01")
+    shutil.copytree(HANDWRITTEN_BATCH, root / "2025-03-01")
     _load(migrated_db, root)
     span = _rows(migrated_db, "select min(full_date)::text, max(full_date)::text, count(*) from warehouse.dim_date")
     assert span == [("2025-02-27", "2026-03-01", 368)]  # first order to last order + 365 days

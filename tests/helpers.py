@@ -1,0 +1,26 @@
+"""What tests share besides fixtures: the repository, and running the pipeline the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ecom_pipeline import config
+
+REPO = config.PROJ_ROOT
+HANDWRITTEN = REPO / "tests" / "data" / "handwritten"  # an export of one batch, written by hand
+HANDWRITTEN_BATCH = HANDWRITTEN / "2025-03-01"
+
+
+def run_pipeline(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python run_all.py ARGS`` in a subprocess with the test's environment."""
+    full_env = {**os.environ, "CI": "true", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_all.py"), *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
