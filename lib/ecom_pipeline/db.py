@@ -26,6 +26,7 @@ from ecom_pipeline import config
 
 if TYPE_CHECKING:
     import pandas as pd
+    import sqlalchemy
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,19 @@ def query_frame(conn: psycopg.Connection, name: str, params: Mapping[str, Any] |
     with psycopg.ClientCursor(conn) as cur:
         cur.execute(_bind(read_sql(name), params), params or None)
         return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+
+
+def engine(url: str | None = None, application: str = "ecom_pipeline notebook") -> sqlalchemy.Engine:
+    """A SQLAlchemy 2 engine over psycopg 3 for pandas and notebooks: ``pd.read_sql(query, db.engine())``.
+
+    Its connections are this module's (:func:`connect`): the same database, session options, timeout and
+    application name, and the same clear error when the database cannot be reached. pandas takes only
+    SQLAlchemy connectables (or sqlite3) in ``read_sql``; this is the one to use.
+    """
+    import sqlalchemy
+
+    url = url or database_url()
+    return sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: connect(url, application=application))
 
 
 # -- bulk loads --------------------------------------------------------------

@@ -16,9 +16,10 @@ from ecom_pipeline import dashboard, db, migrations
 from ecom_pipeline.params import AnalyticsParams, CleanParams, GenerateParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import analytics, clean, generate, ingest, warehouse
 
-pytestmark = pytest.mark.skipif(
-    chromium_path() is None, reason="Chromium is not installed (Debian: apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (Debian: apt-get install chromium)"),
+]
 
 STORE = GenerateParams(orders=20_000, customers=4000, products=200, days=365, seed=7)
 

@@ -254,6 +254,7 @@ def generated(server_url, tmp_path_factory):
         yield manifest, analytics.run_analyses(url, AnalyticsParams())
 
 
+@pytest.mark.slow
 def test_insights_recover_the_generators_effects(generated):
     manifest, result = generated
     effects = manifest["effects"]

@@ -86,3 +86,21 @@ def test_personal_data_is_in_bi_only_while_the_parameter_is_on(migrated_db, tmp_
         assert not conn.execute("select has_table_privilege('ecom_bi', 'warehouse.dim_customer', 'select')").fetchone()[
             0
         ]
+
+
+def test_pandas_reads_bi_through_the_project_s_engine(migrated_db, tmp_path):
+    import pandas as pd
+
+    _load(migrated_db, tmp_path, personal=False)
+    engine = db.engine(migrated_db)
+    try:
+        frame = pd.read_sql("select * from bi.daily_sales order by sales_date", engine, coerce_float=False)
+        settings = pd.read_sql(
+            "select current_setting('jit') as jit, current_setting('application_name') as app", engine
+        )
+    finally:
+        engine.dispose()
+    with psycopg.connect(migrated_db) as conn:
+        days, revenue = conn.execute("select count(*), sum(revenue) from warehouse.agg_daily_sales").fetchone()
+    assert len(frame) == days > 0 and frame["revenue"].sum() == revenue  # to the cent: numeric stays Decimal
+    assert settings.to_dict("records") == [{"jit": "off", "app": "ecom_pipeline notebook"}]

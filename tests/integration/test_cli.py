@@ -71,6 +71,7 @@ def test_stages_lists_every_stage_in_order():
     assert all(s.purpose in line and s.notebook in line for s, line in zip(STAGES, lines))
 
 
+@pytest.mark.slow
 def test_run_takes_the_options_of_run_all(fresh_db, outputs):
     done = cli("run", "--params", "params/small.yaml", "--input", str(HANDWRITTEN), "--to", "clean")
     assert done.returncode == 0, done.stderr

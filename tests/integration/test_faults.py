@@ -27,6 +27,7 @@ def _with_file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [1_500, 4_000, 40_000])
 def test_a_full_disk_ends_the_run_in_one_clear_line_and_never_leaves_it_running(fresh_db, outputs, limit):
     env = {**os.environ, "CI": "true", "DATABASE_URL": fresh_db, "PIPELINE_OUTPUTS": str(outputs)}

@@ -141,6 +141,7 @@ def _one(url: str, query: str, *args):
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(batch=hostile_batch())
+@pytest.mark.slow
 def test_hostile_values_never_crash_and_every_row_is_accounted_for(hostile_db, tmp_path_factory, batch):
     batch_id = f"2025-03-{next(_BATCH_NUMBERS):06d}"
     root = tmp_path_factory.mktemp("hostile")

@@ -5,11 +5,14 @@ invariants checked after every night; customers move, prices change and orders c
 """
 
 import psycopg
+import pytest
 from test_warehouse import _assert_invariants, _comparable, _load
 
 from ecom_pipeline import db, migrations
 from ecom_pipeline.params import GenerateParams
 from ecom_pipeline.stages import generate
+
+pytestmark = pytest.mark.slow  # whole-pipeline runs: the full suite, not the everyday loop
 
 NIGHTS = 14
 STORE = GenerateParams(

@@ -451,6 +451,7 @@ def test_repeat_rule_on_its_own():
     assert alerts.due([], state, p, now)[1] == {}  # a resolved alert is forgotten
 
 
+@pytest.mark.slow
 def test_failed_pipeline_run_writes_its_report(fresh_db, outputs):
     from helpers import run_pipeline
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import sys
 import psycopg
 import pytest
 from croniter import croniter
+from psycopg.conninfo import conninfo_to_dict
 
-from ecom_pipeline import cleanup, config
+from ecom_pipeline import cleanup, config, db
 from ecom_pipeline.schedule import Scheduler
 from ecom_pipeline.stages import quality
 from helpers import REPO, run_pipeline
@@ -52,14 +54,30 @@ def _age_first_run(url: str, days: int = 40) -> tuple[str, str]:
     return run_id, batch
 
 
+@pytest.fixture(scope="module")
+def two_days_once(server_url, tmp_path_factory):
+    """Two nightly runs (the initial batch, then the next day), the first made 40 days old: made once."""
+    outputs = tmp_path_factory.mktemp("two_days") / "outputs"
+    with db.scratch_database(server_url, prefix="two_days") as url:
+        env = {"DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)}
+        for _ in range(2):
+            done = run_pipeline("--params", "params/small.yaml", env=env)
+            assert done.returncode == 0, done.stderr
+        run_id, batch = _age_first_run(url)
+        yield conninfo_to_dict(url)["dbname"], outputs, run_id, batch
+
+
 @pytest.fixture
-def two_days(fresh_db, outputs):
-    """Two nightly runs (the initial batch, then the next day), the first made 40 days old."""
-    for _ in range(2):
-        assert run_pipeline("--params", "params/small.yaml").returncode == 0
-    return (fresh_db, *_age_first_run(fresh_db))
+def two_days(two_days_once, server_url, outputs, monkeypatch):
+    """A copy of the two nights for one test: its database and its outputs folder."""
+    template, made, run_id, batch = two_days_once
+    shutil.copytree(made, outputs, dirs_exist_ok=True)  # file times kept
+    with db.scratch_database(server_url, template=template) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url, run_id, batch
 
 
+@pytest.mark.slow
 def test_cleanup_dry_run_lists_and_removes_nothing(two_days, outputs):
     url, old_run, old_batch = two_days
     before = _one(url, PROTECTED_COUNTS)
@@ -73,6 +91,7 @@ def test_cleanup_dry_run_lists_and_removes_nothing(two_days, outputs):
     assert _one(url, PROTECTED_COUNTS) == before
 
 
+@pytest.mark.slow
 def test_cleanup_removes_old_records_and_nothing_else(two_days, outputs):
     url, old_run, old_batch = two_days
     before = _one(url, PROTECTED_COUNTS)
@@ -101,6 +120,7 @@ def test_cleanup_removes_old_records_and_nothing_else(two_days, outputs):
     assert run_pipeline("--params", "params/small.yaml").returncode == 0
 
 
+@pytest.mark.slow
 def test_cleanup_keeps_everything_of_the_latest_successful_run(two_days, outputs):
     url, old_run, old_batch = two_days
     with psycopg.connect(url) as conn:  # the newer run failed: the old one is the latest success
@@ -158,6 +178,7 @@ def test_schedule_refuses_a_bad_expression(outputs):
     assert done.returncode == 2 and "not a cron expression: 'every night'" in done.stderr
 
 
+@pytest.mark.slow
 def test_scheduled_process_catches_up_then_stops_cleanly_on_sigterm(fresh_db, outputs):
     cron = "0 2 * * *"
     previous_fire = croniter(cron, dt.datetime.now(dt.timezone.utc)).get_prev(dt.datetime)

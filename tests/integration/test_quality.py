@@ -128,6 +128,7 @@ def _score(url: str) -> tuple:
         return conn.execute("select overall, dimensions from monitoring.quality_scores").fetchone()
 
 
+@pytest.mark.slow
 def test_clean_generated_run_scores_100(fresh_db, outputs):
     done = run_pipeline("--params", "params/small.yaml", "--set", "generate.defect_rate=0")
     assert done.returncode == 0, done.stderr
@@ -139,6 +140,7 @@ def test_clean_generated_run_scores_100(fresh_db, outputs):
     assert html.count("plotly.js v") <= 2 and 'id="quality-by-dimension"' in html
 
 
+@pytest.mark.slow
 def test_known_defects_lower_staging_scores_by_their_share(fresh_db, outputs):
     done = run_pipeline("--params", "params/small.yaml")
     assert done.returncode == 0, done.stderr
@@ -162,6 +164,7 @@ def test_known_defects_lower_staging_scores_by_their_share(fresh_db, outputs):
     assert 99 < dimensions["validity"] < 100
 
 
+@pytest.mark.slow
 def test_error_failure_stops_the_run_and_keeps_results(fresh_db, outputs):
     assert run_pipeline("--params", "params/small.yaml").returncode == 0
     with psycopg.connect(fresh_db) as conn:

@@ -6,13 +6,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import psycopg
 import pytest
-from jupyter_core.paths import jupyter_runtime_dir
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -28,6 +28,7 @@ def _runs(url: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_run_all_twice_records_both_runs(fresh_db, outputs):
     first = run_pipeline("--params", "params/small.yaml")
     assert first.returncode == 0, first.stderr
@@ -58,9 +59,9 @@ def test_run_all_twice_records_both_runs(fresh_db, outputs):
     assert [p.name for p in (REPO / "notebooks").iterdir() if p.name.startswith("kernel")] == []  # no sockets
 
 
-def _kernel_files() -> set[Path]:
-    """Connection files and sockets of the kernels alive on this machine (jupyter_client removes them at shutdown)."""
-    return set(Path(jupyter_runtime_dir()).glob("kernel-*"))
+def _kernel_files(runtime: Path) -> set[Path]:
+    """Connection files and sockets of the kernels alive in a Jupyter runtime folder (removed at shutdown)."""
+    return set(runtime.glob("kernel-*"))
 
 
 def test_run_all_refuses_unknown_parameter(outputs):
@@ -111,16 +112,21 @@ def test_run_all_exits_when_lock_is_held(migrated_db, outputs):
     assert not (outputs / "raw").exists()  # nothing was done
 
 
+@pytest.mark.slow
 def test_failed_stage_names_cell_and_resume_finishes(fresh_db, outputs, tmp_path):
     source = tmp_path / "export"
     shutil.copytree(HANDWRITTEN, source)
     orders = source / "2025-03-01" / "orders.csv"
     good = orders.read_text()
     orders.write_text(good.replace("order_id,customer_id", "order_no,customer_id", 1))  # a header ingest refuses
-    kernels_before = _kernel_files()
-    done = run_pipeline("--params", "params/small.yaml", "--input", str(source))
-    assert done.returncode == 1
-    assert _kernel_files() <= kernels_before  # the kernel started ahead for the next stage was shut down too
+    # A runtime folder of the test's own (short: kernels put their sockets there), so that kernels of other
+    # tests running at the same time are not counted.
+    with tempfile.TemporaryDirectory(prefix="jr") as runtime:
+        done = run_pipeline(
+            "--params", "params/small.yaml", "--input", str(source), env={"JUPYTER_RUNTIME_DIR": runtime}
+        )
+        assert done.returncode == 1
+        assert _kernel_files(Path(runtime)) == set()  # the kernel started ahead for the next stage was shut down too
     run_id = _runs(fresh_db)[0][0]
     message = done.stderr
     assert "stage:    ingest" in message
@@ -170,6 +176,7 @@ def test_no_run_folder_when_the_database_does_not_answer(outputs):
     assert not (outputs / "runs").exists()
 
 
+@pytest.mark.slow
 def test_paths_given_by_the_user_are_relative_to_the_current_folder(fresh_db, outputs, tmp_path):
     shutil.copytree(HANDWRITTEN, tmp_path / "export")
     shutil.copy(REPO / "params" / "small.yaml", tmp_path / "mine.yaml")
@@ -201,6 +208,7 @@ def test_paths_given_by_the_user_are_relative_to_the_current_folder(fresh_db, ou
     assert f"did you mean {REPO}/params/small.yaml?" in refused.stderr
 
 
+@pytest.mark.slow
 def test_only_from_and_to_select_stages(fresh_db, outputs):
     done = run_pipeline("--params", "params/small.yaml", "--only", "generate")
     assert done.returncode == 0, done.stderr
@@ -256,6 +264,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(fresh_db, outputs):
         assert conn.execute("select to_regclass('monitoring.pipeline_runs')").fetchone()[0] is None
 
 
+@pytest.mark.slow
 def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
     password = "Pw never#printed'7f3a"
     user = "pipeline_secret_user"
@@ -286,6 +295,7 @@ def test_password_never_reaches_notebooks_reports_or_logs(server_url, outputs):
             conn.execute(f"drop role if exists {user}")
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_lock_and_next_run_finishes(fresh_db, outputs):
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],

@@ -67,6 +67,8 @@ def reexecute(database_url: str, outputs: Path) -> subprocess.CompletedProcess:
             sys.executable,
             "-m",
             "pytest",
+            "-n",
+            "0",  # the notebooks run in order, in one process: each stage reads what the one before wrote
             "--nbval",
             "--nbval-sanitize-with",
             str(SANITIZE),

@@ -30,6 +30,7 @@ def test_every_stage_has_a_golden_notebook():
     assert sorted(p.name for p in GOLDEN_DIR.glob("*.ipynb")) == sorted(s.notebook for s in orchestrator.STAGES)
 
 
+@pytest.mark.slow
 def test_golden_notebooks_reexecute_with_the_same_outputs(fresh_db, tmp_path):
     done = reexecute(fresh_db, tmp_path / "outputs")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]

@@ -15,6 +15,9 @@ begin
         alter role ecom_bi set default_transaction_read_only = on;
         alter role ecom_bi set statement_timeout = '5min';
     end if;
+exception
+    -- Another database of the server is migrated at the same moment and made the role first.
+    when duplicate_object or unique_violation then null;
 end
 $$;
 
