@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ecom_pipeline import config, db, migrations
+from ecom_pipeline import config, db, migrations, tables
 
 log = logging.getLogger("ecom_pipeline.cleanup")
 
@@ -92,7 +92,7 @@ def plan(conn: psycopg.Connection, retention_days: int, now: dt.datetime | None 
         if batch not in latest_batches
     ]
     # The partitions that still exist, and their rows as ingestion recorded them (not counted again).
-    names = [partition_name(table, batch) for batch in old_batches for table in STAGING_TABLES]
+    names = [partition_name(table, batch) for batch in old_batches for table in tables.STAGING]
     partitions = [
         name
         for (name,) in conn.execute(
@@ -142,7 +142,6 @@ def plan(conn: psycopg.Connection, retention_days: int, now: dt.datetime | None 
     }
 
 
-STAGING_TABLES = ("customers", "products", "orders", "order_items")
 DETAIL_TABLES = {"stage_runs": "started_at", "check_results": "checked_at"}
 
 

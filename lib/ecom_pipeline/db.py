@@ -133,15 +133,18 @@ def connect(
     autocommit: bool = False,
     application: str = "ecom_pipeline",
     connect_timeout: int = CONNECT_TIMEOUT_S,
+    settings: Mapping[str, str] | None = None,
 ) -> psycopg.Connection:
+    """A connection to ``url`` (the pipeline's database by default); ``settings`` are set from its start."""
     url = url or database_url()
+    options = " ".join([SESSION_OPTIONS, *(f"-c {name}={value}" for name, value in (settings or {}).items())])
     try:
         return psycopg.connect(
             url,
             autocommit=autocommit,
             connect_timeout=connect_timeout,
             application_name=application,
-            options=SESSION_OPTIONS,
+            options=options,
         )
     except psycopg.OperationalError as exc:
         reason = error_line(exc, url)

@@ -5,6 +5,7 @@ import json
 import psycopg
 import pytest
 
+from ecom_pipeline.params import CleanParams, QualityParams
 from ecom_pipeline.stages import quality
 from ecom_pipeline.stages.quality import Check, CheckResult
 from helpers import run_pipeline
@@ -99,6 +100,29 @@ def test_check_declaration_is_validated():
     with pytest.raises(ValueError, match="needs column"):
         Check(name="x", kind="not_null", table="a.b", key="id", **BASE)
     assert len(quality.load_checks()) >= 20
+
+
+def test_checks_name_catalogue_lists_and_parameters_instead_of_copying_them(toy):
+    """``values: :order_statuses`` is the catalogue's list; ``:tolerance`` is clean's parameter of the run."""
+    statuses = Check(name="toy_status", kind="accepted_values", table="toy.child", key="id", column="status",
+                     values=":order_statuses", **BASE)  # fmt: skip
+    within = Check(name="toy_within", kind="expression", table="toy.child", key="id",
+                   expression="abs(amount - round(amount)) <= :tolerance", **BASE)  # fmt: skip
+    strict, lenient = (quality.check_values(QualityParams(), CleanParams(tolerance=t)) for t in (0.01, 0.5))
+    with psycopg.connect(toy, autocommit=True) as conn:
+        conn.execute("update toy.child set status = 'shipped', amount = 10.2 where id = 'c1'")
+        named = quality.run_check(conn, statuses, strict)
+        assert (
+            quality.run_check(conn, within, strict).rows_failing,
+            quality.run_check(conn, within, lenient).passed,
+        ) == (1, True)
+    assert named.failing_sample == ["c2"]  # 'ok' is not an order status; 'shipped' is
+    unknown = Check(**{**statuses.model_dump(), "values": ":order_colours"})
+    with pytest.raises(ValueError, match=r"values :order_colours is not a known list \(one of :order_statuses"):
+        quality.compile_check(unknown, strict)
+    checks = quality.load_checks()
+    assert {c.values for c in checks if c.kind == "accepted_values"} == {":order_statuses"}
+    assert all("0.01" not in (c.expression or "") + (c.failing or "") for c in checks)
 
 
 def _result(dimension: str, checked: int, failing: int, severity: str = "warn") -> CheckResult:

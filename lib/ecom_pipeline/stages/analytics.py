@@ -27,8 +27,9 @@ import pandas as pd
 import psycopg
 from psycopg.types.numeric import FloatLoader
 
-from ecom_pipeline import config, db, migrations, runs
+from ecom_pipeline import config, db, runs, tables
 from ecom_pipeline.params import AnalyticsParams
+from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,7 @@ ANALYSES = (
 SNAPSHOT_WAIT_S = 600  # how long the analyses hold their snapshot open for the export to take it
 
 # What the BI export holds: the star schema and the aggregates.
-EXPORT_TABLES = (
-    "dim_date",
-    "dim_customer",
-    "dim_product",
-    "dim_status",
-    "dim_payment_method",
-    "fact_sales",
-    "agg_daily_sales",
-    "agg_product_performance",
-    "agg_customer_metrics",
-)
+EXPORT_TABLES = tables.WAREHOUSE
 
 
 @dataclass
@@ -91,13 +82,10 @@ def run_analyses(
     and the snapshot is held open until then.
     """
     timings: dict[str, float] = {}
-    with db.connection(url, application="ecom_pipeline analytics") as conn:
+    with session.connection(url, "analytics", autocommit=False) as conn:
         # Figures are for reading and charting: numeric comes back as float (the warehouse keeps the cents).
         conn.adapters.register_loader("numeric", FloatLoader)
         conn.execute("set transaction isolation level repeatable read")  # not read only: temp tables
-        conn.execute("set local timezone to 'UTC'")
-        conn.execute("set local work_mem to '256MB'")
-        conn.execute("set local temp_buffers to '256MB'")
         imported = on_snapshot(conn.execute("select pg_export_snapshot()").fetchone()[0]) if on_snapshot else None
         started = time.perf_counter()
         db.run_sql_file(conn, "analytics/orders.sql")
@@ -338,7 +326,7 @@ def export_warehouse(
     csv_dir = folder / "csv"
     csv_dir.mkdir(parents=True, exist_ok=True)
     try:
-        conn = db.connect(url, application="ecom_pipeline export")
+        conn = session.connect(url, "analytics", part="export", autocommit=False)
         conn.execute("set transaction isolation level repeatable read, read only")
         if snapshot:
             conn.execute(f"set transaction snapshot '{snapshot}'")
@@ -346,7 +334,6 @@ def export_warehouse(
         if imported is not None:
             imported.set()
     with conn:
-        conn.execute("set local timezone to 'UTC'")
         for table in EXPORT_TABLES:
             path = csv_dir / f"{table}.csv"
             with path.open("wb") as out, conn.cursor() as cur:
@@ -432,7 +419,7 @@ def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
     """Analyses, insights, dashboard and BI export (in parallel with the analyses) for the current warehouse."""
     from ecom_pipeline import dashboard
 
-    url = migrations.ensure_migrated(db.database_url())
+    url = session.database()
     folder = config.run_dir(run_id)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export") as pool:
         export = None

@@ -34,8 +34,9 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from ecom_pipeline import catalogue, contract, db, migrations, runs
+from ecom_pipeline import catalogue, contract, db, runs
 from ecom_pipeline.params import CleanParams
+from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +110,8 @@ def _type_rows(
         conn.execute(f"analyze work.{table}_rows")
 
 
-def _session_settings(conn: psycopg.Connection) -> None:
-    """The clean stage's session, and each slice's: the same casts, the same room to sort."""
-    # Room for a large batch's working tables in memory (must be set before the first temp table).
-    conn.execute("set temp_buffers to '256MB'")
-    conn.execute("set work_mem to '256MB'")
-    # Offset-less timestamps in the files are read as UTC.
-    conn.execute("set timezone to 'UTC'")
-
-
 def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
-    with db.connection(url, autocommit=True, application=f"ecom_pipeline clean slice {index}") as conn:
-        _session_settings(conn)
+    with session.connection(url, "clean", part=f"slice {index}") as conn:
         for table in tables:
             db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
 
@@ -258,8 +249,7 @@ def clean_batch(
 def clean(url: str, run_id: str, p: CleanParams) -> pd.DataFrame:
     """Clean every pending batch; one row of counts per batch and table."""
     rows = []
-    with db.connection(url, autocommit=True, application="ecom_pipeline clean") as conn:
-        _session_settings(conn)
+    with session.connection(url, "clean") as conn:
         for batch_id in pending_batches(conn):
             for table, counts in clean_batch(conn, url, batch_id, run_id, p).items():
                 rows.append({"batch_id": batch_id, "table": table, **counts})
@@ -269,7 +259,7 @@ def clean(url: str, run_id: str, p: CleanParams) -> pd.DataFrame:
 
 def run_stage(p: CleanParams, run_id: str) -> pd.DataFrame:
     """The clean stage: clean what is pending and record the stage's row counts."""
-    frame = clean(migrations.ensure_migrated(db.database_url()), run_id, p)
+    frame = clean(session.database(), run_id, p)
     totals = frame[COUNT_COLUMNS].sum()
     runs.save_stage_result(
         run_id, "clean", {"batches": int(frame["batch_id"].nunique()), **{k: int(v) for k, v in totals.items()}}
@@ -279,7 +269,7 @@ def run_stage(p: CleanParams, run_id: str) -> pd.DataFrame:
 
 def quarantine_summary(run_id: str) -> pd.DataFrame:
     """Quarantined rows of this run by table and reason."""
-    with db.connection() as conn:
+    with session.connection(None, "clean", part="summary") as conn:
         rows = db.query(
             conn,
             """

@@ -43,8 +43,9 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ecom_pipeline import config, contract, db, migrations, runs
+from ecom_pipeline import config, contract, db, runs
 from ecom_pipeline.params import IngestParams
+from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ def load_file(url: str, source: SourceFile, run_id: str, p: IngestParams) -> Fil
     """Load one file in one transaction (replacing the batch's earlier rows of that table)."""
     started = time.perf_counter()
     digest, size = contract.file_sha256(source.path), source.path.stat().st_size
-    with db.connection(url, application="ecom_pipeline ingest") as conn, conn.transaction():
+    with session.connection(url, "ingest", autocommit=False) as conn, conn.transaction():
         done = conn.execute(
             "select sha256 from staging.ingestion_log where batch_id = %s and table_name = %s",
             (source.batch_id, source.table),
@@ -493,7 +494,7 @@ def ingest(source: Path, run_id: str, p: IngestParams, url: str | None = None) -
         try:
             checked.append(check_batch(folder))
         except IngestError as exc:
-            with db.connection(url, autocommit=True) as conn:
+            with session.connection(url, "ingest") as conn:
                 conn.execute(
                     "insert into staging.batches (batch_id, source_path, status, message, run_id) "
                     "values (%s, %s, 'rejected', %s, %s) on conflict (batch_id) do update set "
@@ -508,7 +509,7 @@ def ingest(source: Path, run_id: str, p: IngestParams, url: str | None = None) -
             results += loaded
             if all(r.status == "skipped" for r in loaded):
                 continue
-            with db.connection(url, autocommit=True) as conn:
+            with session.connection(url, "ingest") as conn:
                 conn.execute(
                     "insert into staging.batches (batch_id, source_path, status, message, run_id) "
                     "values (%s, %s, 'loaded', null, %s) on conflict (batch_id) do update set "
@@ -522,7 +523,7 @@ def ingest(source: Path, run_id: str, p: IngestParams, url: str | None = None) -
 def run_stage(p: IngestParams, run_id: str) -> pd.DataFrame:
     """The ingest stage: load what is pending and record the stage's row counts."""
     source = config.resolve_path(p.input_path) if p.input_path else config.raw_dir()
-    results = ingest(source, run_id, p, migrations.ensure_migrated(db.database_url()))
+    results = ingest(source, run_id, p, session.database())
     frame = pd.DataFrame([r.__dict__ for r in results], columns=list(FileResult.__dataclass_fields__))
     frame = frame.drop(columns="duration_s")  # timings are in staging.ingestion_log
     loaded = frame[frame["status"] == "loaded"]
@@ -542,7 +543,7 @@ def run_stage(p: IngestParams, run_id: str) -> pd.DataFrame:
 
 def rejected_lines(run_id: str, limit: int = 20) -> pd.DataFrame:
     """Lines this run could not stage, with their reasons."""
-    with db.connection() as conn:
+    with session.connection(None, "ingest", part="summary") as conn:
         rows = db.query(
             conn,
             """

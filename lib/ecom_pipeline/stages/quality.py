@@ -30,8 +30,9 @@ import yaml
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ecom_pipeline import config, contract, db, migrations, runs
-from ecom_pipeline.params import QualityParams
+from ecom_pipeline import catalogue, config, contract, db, runs
+from ecom_pipeline.params import CleanParams, QualityParams
+from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Check(BaseModel):
     columns: list[str] | None = None
     to: str | None = Field(None, pattern=r"^\w+\.\w+$")
     field: str | None = None
-    values: list[str] | None = None
+    values: list[str] | str | None = None  # accepted_values: a list, or ``:name`` of a catalogue list
     min: float | None = None
     max: float | None = None
     expression: str | None = None
@@ -120,9 +121,27 @@ def _table(name: str) -> sql.Composed:
     return sql.Identifier(schema, table)
 
 
-def check_values(p: QualityParams) -> dict[str, Any]:
-    """The values that ``:name`` placeholders of ``sql`` and ``expression`` checks stand for."""
-    return {"email_pattern": contract.EMAIL_PATTERN, "max_rejected_share": p.max_rejected_share}
+def check_values(p: QualityParams, clean: CleanParams | None = None) -> dict[str, Any]:
+    """The values that ``:name`` placeholders of checks stand for: the catalogue's lists, the contract's
+    e-mail pattern, and the parameters the checks hold the data to (clean's own tolerance among them)."""
+    return {
+        "email_pattern": contract.EMAIL_PATTERN,
+        "max_rejected_share": p.max_rejected_share,
+        "tolerance": (clean or CleanParams()).tolerance,
+        "order_statuses": list(catalogue.ORDER_STATUSES),
+        "payment_methods": list(catalogue.PAYMENT_METHODS),
+        "categories": list(catalogue.CATEGORIES),
+    }
+
+
+def _accepted(check: Check, values: dict[str, Any]) -> list[str]:
+    if not isinstance(check.values, str):
+        return check.values
+    name = check.values.removeprefix(":")
+    if not isinstance(values.get(name), list):
+        lists = ", ".join(f":{k}" for k, v in values.items() if isinstance(v, list))
+        raise ValueError(f"check {check.name}: values {check.values} is not a known list (one of {lists})")
+    return values[name]
 
 
 def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[sql.Composable, sql.Composable]:
@@ -148,7 +167,7 @@ def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[s
         ).format(col=col, t=t, to=_table(check.to), field=sql.Identifier(check.field))
     elif check.kind == "accepted_values":
         failing = sql.SQL("select {}::text as key from {} where {}::text <> all ({})").format(
-            key, t, col, sql.Literal(check.values)
+            key, t, col, sql.Literal(_accepted(check, values))
         )
     elif check.kind == "range":
         low = sql.Literal(check.min if check.min is not None else float("-inf"))
@@ -165,20 +184,24 @@ def compile_check(check: Check, values: dict[str, Any] | None = None) -> tuple[s
         ).format(col=col, t=t, age=sql.Literal(check.max_age_hours * 3600))
         return failing, one
     elif check.kind == "row_count":
-        return row_count_query(check), one
+        return row_count_query(check, values), one
     else:
         failing = db.with_literals(check.failing, values)
         return failing, db.with_literals(check.checked, values) if check.checked else count_all
     return failing, count_all
 
 
-def row_count_query(check: Check) -> sql.Composable:
+def _where(check: Check, values: dict[str, Any]) -> sql.Composable:
+    """``where`` and the check's condition (its placeholders as literals), or nothing."""
+    return sql.SQL(" where {}").format(db.with_literals(check.where, values)) if check.where else sql.SQL("")
+
+
+def row_count_query(check: Check, values: dict[str, Any]) -> sql.Composable:
     """The count (as ``key``) when it is out of its range, or too far from the median of earlier runs.
 
     With fewer earlier runs than ``history`` it says so rather than guessing:
     only the range applies.
     """
-    where = sql.SQL(" where " + check.where) if check.where else sql.SQL("")
     return sql.SQL(
         """
         with counted as (select count(*) as n from {t}{where}),
@@ -197,7 +220,7 @@ def row_count_query(check: Check) -> sql.Composable:
         """
     ).format(
         t=_table(check.table),
-        where=where,
+        where=_where(check, values),
         name=sql.Literal(check.name),
         runs=sql.Literal(check.history or 0),
         low=sql.Literal(check.min if check.min is not None else 0),
@@ -236,8 +259,8 @@ def run_check(conn: psycopg.Connection, check: Check, values: dict[str, Any] | N
     rows_failing, rows_checked, sample = conn.execute(query).fetchone()
     observed = None
     if check.kind == "row_count":
-        where = sql.SQL(" where " + check.where) if check.where else sql.SQL("")
-        observed = conn.execute(sql.SQL("select count(*) from {}{}").format(_table(check.table), where)).fetchone()[0]
+        counted = sql.SQL("select count(*) from {}{}").format(_table(check.table), _where(check, values))
+        observed = conn.execute(counted).fetchone()[0]
     return CheckResult(
         check.name,
         check.kind,
@@ -268,7 +291,7 @@ def run_checks(
 
     def run(check: Check) -> CheckResult:
         if not hasattr(local, "conn"):
-            local.conn = db.connect(url, autocommit=True, application="ecom_pipeline quality")
+            local.conn = session.connect(url, "quality", part=threading.current_thread().name)
             opened.append(local.conn)
         return run_check(local.conn, check, values)
 
@@ -371,11 +394,12 @@ def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any
     return folder
 
 
-def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
-    """Run every check, store results and score, write the reports, then apply the gate."""
-    url = migrations.ensure_migrated(db.database_url())
-    results = run_checks(url, load_checks(), p.workers, check_values(p))
-    with db.connection(url, autocommit=True, application="ecom_pipeline quality") as conn:
+def run_stage(p: QualityParams, run_id: str, clean: CleanParams | None = None) -> pd.DataFrame:
+    """Run every check (held to ``clean``'s tolerance), store results and score, write the reports, then
+    apply the gate."""
+    url = session.database()
+    results = run_checks(url, load_checks(), p.workers, check_values(p, clean))
+    with session.connection(url, "quality") as conn:
         scores = score(results)
         store(conn, run_id, results, scores)
         history = score_history(conn)
@@ -393,7 +417,7 @@ def run_stage(p: QualityParams, run_id: str) -> pd.DataFrame:
 
 def score_table(run_id: str) -> pd.DataFrame:
     """This run's score by dimension."""
-    with db.connection() as conn:
+    with session.connection(None, "quality", part="summary") as conn:
         row = conn.execute(
             "select overall, grade, dimensions from monitoring.quality_scores where run_id = %s", (run_id,)
         ).fetchone()

@@ -26,33 +26,12 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from ecom_pipeline import catalogue, db, migrations, runs
+from ecom_pipeline import catalogue, db, runs, tables
 from ecom_pipeline.params import WarehouseParams
+from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
-STEPS = (
-    "dim_status",
-    "dim_payment_method",
-    "dim_date",
-    "dim_customer",
-    "dim_product",
-    "fact_sales",
-    "agg_daily_sales",
-    "agg_product_performance",
-    "agg_customer_metrics",
-)
-TABLES = (
-    "dim_date",
-    "dim_status",
-    "dim_payment_method",
-    "dim_customer",
-    "dim_product",
-    "fact_sales",
-    "agg_daily_sales",
-    "agg_product_performance",
-    "agg_customer_metrics",
-)
 
 PENDING_BATCHES = """
 select c.batch_id
@@ -89,13 +68,10 @@ def _date_range(conn: psycopg.Connection, horizon_days: int) -> tuple[dt.date, d
 def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
     """Load every pending batch; return what was done (batches, step timings, table sizes)."""
     timings: dict[str, float] = {}
-    with db.connection(url, autocommit=True, application="ecom_pipeline warehouse") as conn:
-        conn.execute("set temp_buffers to '256MB'")
-        conn.execute("set work_mem to '256MB'")
+    with session.connection(url, "warehouse") as conn:
         batches = pending_batches(conn)
         if batches:
             with conn.transaction():
-                conn.execute("set local timezone to 'UTC'")
                 span = _date_range(conn, p.date_horizon_days)
                 params: dict[str, Any] = {
                     "batch_ids": batches,
@@ -107,7 +83,7 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                     "holidays": json.dumps(_holidays(p.holiday_country, *span) if span else []),
                 }
                 # Row locks and new row versions only: BI readers keep reading the last load until this commits.
-                for step in STEPS:
+                for step in tables.WAREHOUSE:
                     started = time.perf_counter()
                     db.run_sql_file(conn, f"warehouse/{step}.sql", params)
                     timings[step] = round(time.perf_counter() - started, 3)
@@ -116,10 +92,10 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                 timings["indexes"] = round(time.perf_counter() - started, 3)
                 db.run_sql_file(conn, "warehouse/load_log.sql", {"batch_ids": batches, "run_id": run_id})
             started = time.perf_counter()
-            conn.execute("analyze " + ", ".join(f"warehouse.{t}" for t in TABLES))
+            conn.execute("analyze " + ", ".join(tables.qualified("warehouse", tables.WAREHOUSE)))
             timings["analyze"] = round(time.perf_counter() - started, 3)
         publish_personal_data(conn, p.bi_personal_data)
-        sizes = {t: conn.execute(f"select count(*) from warehouse.{t}").fetchone()[0] for t in TABLES}
+        sizes = {t: conn.execute(f"select count(*) from warehouse.{t}").fetchone()[0] for t in tables.WAREHOUSE}
     log.info("warehouse loaded batches %s in %s", batches, timings)
     return {"batches": batches, "timings": timings, "rows": sizes}
 
@@ -140,13 +116,13 @@ def publish_personal_data(conn: psycopg.Connection, on: bool) -> None:
 
 def run_stage(p: WarehouseParams, run_id: str) -> pd.DataFrame:
     """The warehouse stage: load what is pending and record the stage's row counts."""
-    result = load(migrations.ensure_migrated(db.database_url()), run_id, p)
+    result = load(session.database(), run_id, p)
     runs.save_stage_result(run_id, "warehouse", {"batches": len(result["batches"]), **result["rows"]})
     return pd.DataFrame({"table": list(result["rows"]), "rows": list(result["rows"].values())})
 
 
 def reconciliation(url: str | None = None) -> pd.DataFrame:
     """Revenue, quantity and profit in production, fact_sales and each aggregate (they must agree)."""
-    with db.connection(url) as conn:
+    with session.connection(url, "warehouse", part="reconciliation") as conn:
         rows = db.query_file(conn, "warehouse/reconciliation.sql")
     return pd.DataFrame(rows, columns=["source", "revenue", "quantity", "profit"])

@@ -1,0 +1,42 @@
+"""The database session every stage works in, set up in one place.
+
+A stage notebook may be run on its own (in JupyterLab, say), so entering a stage applies any pending
+migration first (cheap when up to date). Every connection a stage opens then starts with the same
+settings, sent with the connection request so that no transaction can undo them: timestamps without an
+offset are read as UTC and dates cut from timestamps are UTC days; a large batch's sorts and temporary
+tables have room in memory. Its application name says which stage (and part of it) it is, for
+``pg_stat_activity`` and the server's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from ecom_pipeline import db, migrations
+
+SETTINGS = {"timezone": "UTC", "work_mem": "256MB", "temp_buffers": "256MB"}
+
+
+def database() -> str:
+    """The pipeline's database URL, its migrations applied."""
+    return migrations.ensure_migrated(db.database_url())
+
+
+def connect(url: str | None, stage: str, *, part: str | None = None, autocommit: bool = True) -> psycopg.Connection:
+    """A connection of ``stage`` (``part`` names a slice or worker of it)."""
+    name = f"ecom_pipeline {stage}" + (f" {part}" if part else "")
+    return db.connect(url, autocommit=autocommit, application=name, settings=SETTINGS)
+
+
+@contextmanager
+def connection(
+    url: str | None, stage: str, *, part: str | None = None, autocommit: bool = True
+) -> Iterator[psycopg.Connection]:
+    conn = connect(url, stage, part=part, autocommit=autocommit)
+    try:
+        yield conn
+    finally:
+        conn.close()
