@@ -62,7 +62,7 @@ def _cleanup(argv: list[str]) -> int:
 
 
 def _stages(argv: list[str]) -> int:
-    from ecom_pipeline.orchestrator import STAGES
+    from ecom_pipeline.stages import STAGES
 
     argparse.ArgumentParser(
         prog=f"{PROG} stages",

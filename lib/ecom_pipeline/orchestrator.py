@@ -5,19 +5,21 @@ notebooks (Papermill's Python API, one kernel per stage), holds the
 pipeline's advisory lock for the whole run, and owns the embedded database if
 one is used. The database URL reaches the kernels through the environment
 (``DATABASE_URL``), never as a notebook parameter.
+
+This module holds the command line and the loop; the stages are listed in
+:mod:`ecom_pipeline.stages` and the run's records are kept by :class:`ecom_pipeline.runs.RunRecorder`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +28,9 @@ import psycopg
 from ecom_pipeline import config, db, kernels, logs, migrations, runs
 from ecom_pipeline.exits import Exit
 from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, dump_params, load_params, params_file
+from ecom_pipeline.stages import STAGE_NAMES, STAGES, Stage, select, stage_named
 
 log = logging.getLogger("ecom_pipeline.run")
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    notebook: str
-    purpose: str
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("generate", "01_generate_data.ipynb", "synthetic store data"),
-    Stage("ingest", "02_ingest_raw.ipynb", "raw CSV into staging"),
-    Stage("clean", "03_clean_production.ipynb", "staging into production, with quarantine"),
-    Stage("warehouse", "04_build_warehouse.ipynb", "star schema with SCD2 dimensions and aggregates"),
-    Stage("quality", "05_check_quality.ipynb", "declared checks over every layer, score and gate"),
-    Stage("analytics", "06_analytics.ipynb", "analyses, insights, dashboard and BI export"),
-    Stage("monitoring", "07_monitoring.ipynb", "health, freshness, volumes, quality trend, alerts"),
-)
-STAGE_NAMES = [s.name for s in STAGES]
-
-
-class RunFailed(RuntimeError):
-    pass
-
-
-@dataclass
-class StageOutcome:
-    stage: str
-    status: str
-    duration_s: float
-    notebook: Path
-    row_counts: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
 
 
 # -- arguments ---------------------------------------------------------------
@@ -110,16 +80,10 @@ def build_parser(prog: str = "run_all.py") -> argparse.ArgumentParser:
 def select_stages(
     from_stage: str | None = None, to_stage: str | None = None, only: list[str] | None = None
 ) -> list[Stage]:
-    """The stages to run, in pipeline order."""
-    if only and (from_stage or to_stage):
-        raise ParamsError("--only cannot be combined with --from or --to")
-    if only:
-        return [s for s in STAGES if s.name in only]
-    start = STAGE_NAMES.index(from_stage) if from_stage else 0
-    stop = STAGE_NAMES.index(to_stage) if to_stage else len(STAGES) - 1
-    if stop < start:
-        raise ParamsError(f"--to {to_stage} comes before --from {from_stage}")
-    return list(STAGES[start : stop + 1])
+    try:
+        return select(from_stage, to_stage, only)
+    except ValueError as exc:
+        raise ParamsError(str(exc)) from None
 
 
 # -- progress ----------------------------------------------------------------
@@ -139,7 +103,7 @@ class Progress:
         else:
             log.info(text)
 
-    def finished(self, index: int, outcome: StageOutcome) -> None:
+    def finished(self, index: int, outcome: runs.StageOutcome) -> None:
         mark = "ok" if outcome.status == "success" else "FAILED"
         counts = ", ".join(
             f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
@@ -153,79 +117,6 @@ class Progress:
             print("\x1b[2K" + text, file=sys.stderr, flush=True)
         else:
             log.info(text)
-
-
-# -- monitoring records --------------------------------------------------------
-
-
-def _record_run_start(conn, run_id: str, stages: list[Stage], params: PipelineParams, params_file: str) -> None:
-    # The lock is ours: any other run still marked running died without saying so.
-    conn.execute(
-        "update monitoring.pipeline_runs set status = 'failed', error = 'interrupted (process ended without "
-        "finishing)' where status = 'running' and run_id <> %s",
-        (run_id,),
-    )
-    # So did any stage still marked running, this run's own killed attempt (before a resume) included.
-    conn.execute("update monitoring.stage_runs set status = 'failed', error = 'interrupted' where status = 'running'")
-    conn.execute(
-        """
-        insert into monitoring.pipeline_runs (run_id, status, started_at, stages, params, params_file, code_version)
-        values (%s, 'running', now(), %s, %s, %s, %s)
-        on conflict (run_id) do update set status = 'running', finished_at = null, duration_s = null,
-            error = null, stages = excluded.stages
-        """,
-        (
-            run_id,
-            [s.name for s in stages],
-            json.dumps(params.model_dump(mode="json")),
-            params_file,
-            runs.code_version(),
-        ),
-    )
-
-
-def _record_run_end(conn, run_id: str, status: str, error: str | None) -> None:
-    conn.execute(
-        """
-        update monitoring.pipeline_runs
-        set status = %s, finished_at = now(), error = %s,
-            duration_s = extract(epoch from now() - started_at)
-        where run_id = %s
-        """,
-        (status, error, run_id),
-    )
-
-
-def _record_stage_start(conn, run_id: str, stage: Stage, notebook: Path) -> int:
-    attempt = conn.execute(
-        "select coalesce(max(attempt), 0) + 1 from monitoring.stage_runs where run_id = %s and stage = %s",
-        (run_id, stage.name),
-    ).fetchone()[0]
-    conn.execute(
-        "insert into monitoring.stage_runs (run_id, stage, attempt, status, started_at, notebook) "
-        "values (%s, %s, %s, 'running', now(), %s)",
-        (run_id, stage.name, attempt, str(notebook)),
-    )
-    return attempt
-
-
-def _record_stage_end(conn, run_id: str, attempt: int, outcome: StageOutcome) -> None:
-    conn.execute(
-        """
-        update monitoring.stage_runs
-        set status = %s, finished_at = now(), duration_s = %s, row_counts = %s, error = %s
-        where run_id = %s and stage = %s and attempt = %s
-        """,
-        (
-            outcome.status,
-            outcome.duration_s,
-            json.dumps(outcome.row_counts, default=str),
-            outcome.error,
-            run_id,
-            outcome.stage,
-            attempt,
-        ),
-    )
 
 
 # -- executing notebooks -------------------------------------------------------
@@ -252,9 +143,12 @@ def _start_ahead(kernel_name: str) -> list[kernels.Kernel]:
 
 def execute_stage(
     stage: Stage, run_id: str, params_path: Path, params: PipelineParams, kernel: kernels.Kernel | None = None
-) -> StageOutcome:
-    """Execute the stage's notebook into the run folder, on ``kernel`` if one was started for it."""
+) -> tuple[Path, float, str | None]:
+    """Execute the stage's notebook into the run folder, on ``kernel`` if one was started for it.
+
+    Returns the executed notebook, the wall time and the error (None if every cell ran)."""
     output = config.run_dir(run_id) / stage.notebook
+    output.unlink(missing_ok=True)  # an earlier attempt's, before a resume: its duration is not this one's
     started = time.perf_counter()
     try:
         kernels.execute_notebook(
@@ -270,14 +164,8 @@ def execute_stage(
         )
     except Exception as exc:  # papermill raises many kinds; each is reported the same way
         error, cell = _failure_text(exc)
-        return StageOutcome(stage.name, "failed", time.perf_counter() - started, output, error=f"{error} (at {cell})")
-    return StageOutcome(
-        stage.name,
-        "success",
-        time.perf_counter() - started,
-        output,
-        row_counts=runs.load_stage_result(run_id, stage.name),
-    )
+        return output, time.perf_counter() - started, f"{error} (at {cell})"
+    return output, time.perf_counter() - started, None
 
 
 # -- the run -------------------------------------------------------------------
@@ -294,13 +182,11 @@ class RunPlan:
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
     if args.resume:
-        run_path = config.run_dir(args.resume)
-        summary_path = run_path / "run_summary.json"
-        if not summary_path.exists():
-            raise ParamsError(f"no run {args.resume} to resume (looked for {summary_path})")
-        summary = json.loads(summary_path.read_text())
+        summary = runs.read_summary(args.resume)
+        if summary is None:
+            raise ParamsError(f"no run {args.resume} to resume (looked for {runs.summary_path(args.resume)})")
         done = {s["stage"] for s in summary["stages"] if s["status"] == "success"}
-        todo = [STAGES[STAGE_NAMES.index(name)] for name in summary["planned_stages"] if name not in done]
+        todo = [stage_named(name) for name in summary["planned_stages"] if name not in done]
         if not todo:
             raise ParamsError(f"run {args.resume} has no failed or pending stage to resume")
         if "ingest" in summary["planned_stages"] and STAGE_NAMES.index(todo[0].name) > STAGE_NAMES.index("ingest"):
@@ -311,7 +197,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
                 for s in STAGES
                 if s.name in summary["planned_stages"] and STAGE_NAMES.index(s.name) >= STAGE_NAMES.index("ingest")
             ]
-        params_path = run_path / "params.yaml"
+        params_path = config.run_dir(args.resume) / "params.yaml"
         return RunPlan(args.resume, todo, load_params(params_path), params_path, summary["params_source"])
 
     params = load_params(params_file(args.params), _overrides(args))
@@ -396,99 +282,42 @@ def describe_plan(plan: RunPlan) -> str:
     return "\n".join(lines)
 
 
-def _write_summary(
-    plan: RunPlan,
-    status: str,
-    started: dt.datetime,
-    outcomes: list[StageOutcome],
-    database: str,
-    previous: list[dict[str, Any]],
-    current: str | None = None,
-) -> Path:
-    finished = dt.datetime.now(dt.timezone.utc)
-    redone = {o.stage for o in outcomes}
-    stage_rows = [s for s in previous if s["stage"] not in redone] + [
-        {
-            "stage": o.stage,
-            "status": o.status,
-            "duration_s": round(o.duration_s, 3),
-            "row_counts": o.row_counts,
-            "notebook": str(o.notebook),
-            "error": o.error,
-        }
-        for o in outcomes
-    ]
-    stage_rows.sort(key=lambda s: STAGE_NAMES.index(s["stage"]))
-    path = config.run_dir(plan.run_id) / "run_summary.json"
-    runs.write_json(
-        path,
-        {
-            "run_id": plan.run_id,
-            "status": status,
-            "current_stage": current,
-            "started_at": started.isoformat(),
-            "finished_at": finished.isoformat() if status != "running" else None,
-            "duration_s": round((finished - started).total_seconds(), 3),
-            "params_source": plan.params_source,
-            "planned_stages": sorted(
-                {*(s["stage"] for s in previous), *(s.name for s in plan.stages)}, key=STAGE_NAMES.index
-            ),
-            "code_version": runs.code_version(),
-            "database": database,
-            "stages": stage_rows,
-        },
-    )
-    return path
-
-
 def execute_run(plan: RunPlan, url: str) -> int:
     """Run the planned stages under the pipeline lock; return the process exit code."""
-    started = dt.datetime.now(dt.timezone.utc)
-    summary_path = config.run_dir(plan.run_id) / "run_summary.json"
-    previous = json.loads(summary_path.read_text())["stages"] if summary_path.exists() else []
-    database = db.describe(url)
-    outcomes: list[StageOutcome] = []
-    status, error = "failed", "interrupted"
+    recorder = runs.RunRecorder(plan.run_id, plan.stages, plan.params_source, db.describe(url))
+    progress = Progress(plan.stages)
     # The first stage's kernel boots while the lock is taken and the migrations are checked; each later
     # stage's while the stage before it runs.
     upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel)
+    status, error = "failed", "interrupted"
     try:
         with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
             _open_run_folder(plan)
             migrations.apply_migrations(conn)
-            _record_run_start(conn, plan.run_id, plan.stages, plan.params, plan.params_source)
-            log.info("run %s on %s: %s", plan.run_id, database, " -> ".join(s.name for s in plan.stages))
-            progress = Progress(plan.stages)
+            recorder.start(conn, plan.params)
+            log.info("run %s on %s: %s", plan.run_id, recorder.database, " -> ".join(s.name for s in plan.stages))
             try:
                 for index, stage in enumerate(plan.stages, start=1):
-                    # The summary is kept current, so a run killed outright (SIGKILL, power loss) can be resumed.
-                    _write_summary(plan, "running", started, outcomes, database, previous, current=stage.name)
                     progress.started(index, stage)
-                    attempt = _record_stage_start(
-                        conn, plan.run_id, stage, config.run_dir(plan.run_id) / stage.notebook
-                    )
+                    recorder.stage_started(stage, config.run_dir(plan.run_id) / stage.notebook)
                     kernel = upcoming.pop(0) if upcoming else None  # shut down by its notebook's execution
                     if index < len(plan.stages):
                         upcoming.extend(_start_ahead(plan.params.run.kernel))
-                    outcome = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
-                    outcome.error = db.redact(outcome.error, url) if outcome.error else None
-                    outcomes.append(outcome)
+                    notebook, wall_s, failure = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
+                    outcome = recorder.stage_finished(
+                        stage, notebook, wall_s, db.redact(failure, url) if failure else None
+                    )
                     progress.finished(index, outcome)
-                    _record_stage_end(conn, plan.run_id, attempt, outcome)
-                    if outcome.status != "success":
+                    if outcome.error:
                         error = f"stage {stage.name} failed: {outcome.error}"
-                        raise RunFailed(error)
-                status, error = "success", None
-            except RunFailed:
-                pass
+                        break
+                else:
+                    status, error = "success", None
             finally:
-                # The database record first: a summary that cannot be written (a full disk) must not leave
-                # the run marked running.
-                _record_run_end(conn, plan.run_id, status, error)
-                _write_summary(plan, status, started, outcomes, database, previous)
+                recorder.finish(status, error)
     except psycopg.OperationalError as exc:
         # The database went away mid-run: the summary on disk says how far the run got.
-        _write_summary(plan, "failed", started, outcomes, database, previous)
+        recorder.write_summary("failed")
         _report_failure(plan, url)
         lost = db.error_line(exc, url)
         raise db.DatabaseUnavailable(
@@ -500,7 +329,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
             kernels.shutdown(kernel)
     if status != "success":
         _report_failure(plan, url)
-    _print_summary(plan, status, outcomes, started)
+    _print_summary(plan, status, recorder.outcomes, recorder.started)
     return Exit.OK if status == "success" else Exit.FAILED
 
 
@@ -514,7 +343,7 @@ def _report_failure(plan: RunPlan, url: str) -> None:
         log.error("the monitoring report of the failed run could not be written: %s", db.redact(str(exc), url))
 
 
-def _print_summary(plan: RunPlan, status: str, outcomes: list[StageOutcome], started: dt.datetime) -> None:
+def _print_summary(plan: RunPlan, status: str, outcomes: list[runs.StageOutcome], started: dt.datetime) -> None:
     elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
     run_path = config.run_dir(plan.run_id)
     if status == "success":

@@ -17,7 +17,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from ecom_pipeline import db, exits
-from ecom_pipeline.orchestrator import STAGES
+from ecom_pipeline.stages import STAGES
 from helpers import HANDWRITTEN, REPO
 
 

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ecom_pipeline import db
-from ecom_pipeline.orchestrator import STAGE_NAMES, STAGES
+from ecom_pipeline.stages import STAGE_NAMES, STAGES
 from helpers import HANDWRITTEN, REPO, run_pipeline
 
 
@@ -46,13 +46,17 @@ def test_run_all_twice_records_both_runs(fresh_db, outputs):
     assert ingest["files_loaded"] == 4 and ingest["files_skipped"] == 4
     with psycopg.connect(fresh_db) as conn:
         stage_rows = conn.execute(
-            "select stage, status, duration_s > 0, row_counts <> '{}' from monitoring.stage_runs "
+            "select stage, status, duration_s, row_counts from monitoring.stage_runs "
             "where run_id = %s order by started_at",
             (runs[1][0],),
         ).fetchall()
-    assert stage_rows == [(name, "success", True, True) for name in STAGE_NAMES]
-    for stage in STAGES:
+    assert [(name, status) for name, status, _, _ in stage_rows] == [(name, "success") for name in STAGE_NAMES]
+    # One record, three places: the database rows and the summary agree, durations are papermill's own.
+    assert [(d, c) for _, _, d, c in stage_rows] == [(s["duration_s"], s["row_counts"]) for s in summary["stages"]]
+    assert all(counts for _, _, _, counts in stage_rows)
+    for stage, (_, _, duration, _) in zip(STAGES, stage_rows):
         notebook = nbformat.read(outputs / "runs" / runs[1][0] / stage.notebook, as_version=4)
+        assert round(notebook.metadata.papermill.duration, 3) == duration > 0
         counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
         # Cells count from [1]: the imports a kernel ran while the stage before it ran are not a cell.
         assert counts == list(range(1, len(counts) + 1)), stage.notebook

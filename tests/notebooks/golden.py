@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from ecom_pipeline import config, db, orchestrator
+from ecom_pipeline import config, db
+from ecom_pipeline.stages import STAGES
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SANITIZE = Path(__file__).resolve().parent / "sanitize.cfg"
@@ -43,7 +44,7 @@ def make_golden() -> list[Path]:
             check=True,
         )
         written = []
-        for stage in orchestrator.STAGES:
+        for stage in STAGES:
             nb = nbformat.read(Path(tmp) / "runs" / "golden" / stage.notebook, as_version=4)
             for cell in nb.cells:
                 if "injected-parameters" in cell.metadata.get("tags", []):

@@ -6,17 +6,18 @@ import re
 import pytest
 from golden import GOLDEN_DIR, reexecute
 
-from ecom_pipeline import config, orchestrator
+from ecom_pipeline import config
+from ecom_pipeline.stages import STAGES
 
 
-@pytest.mark.parametrize("stage", orchestrator.STAGES, ids=lambda s: s.name)
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_source_notebook_is_committed_without_outputs(stage):
     nb = json.loads((config.NOTEBOOKS_DIR / stage.notebook).read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
 
 
-@pytest.mark.parametrize("stage", orchestrator.STAGES, ids=lambda s: s.name)
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_source_notebook_parameters_are_literals_without_secrets(stage):
     nb = json.loads((config.NOTEBOOKS_DIR / stage.notebook).read_text())
     tagged = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
@@ -27,7 +28,7 @@ def test_source_notebook_parameters_are_literals_without_secrets(stage):
 
 
 def test_every_stage_has_a_golden_notebook():
-    assert sorted(p.name for p in GOLDEN_DIR.glob("*.ipynb")) == sorted(s.notebook for s in orchestrator.STAGES)
+    assert sorted(p.name for p in GOLDEN_DIR.glob("*.ipynb")) == sorted(s.notebook for s in STAGES)
 
 
 @pytest.mark.slow
