@@ -191,10 +191,22 @@ def with_literals(text: str, values: Mapping[str, Any]) -> sql.Composed:
     return sql.Composed([sql.SQL(part) if i % 2 == 0 else sql.Literal(values[part]) for i, part in enumerate(parts)])
 
 
+def _compose(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Write the params that are SQL (``sql.Identifier`` and other ``sql.Composable``) into the text, quoted
+    as SQL; the others stay values to bind. One file can then serve several tables."""
+    params = dict(params or {})
+    parts = {name: value for name, value in params.items() if isinstance(value, sql.Composable)}
+    if parts:
+        text = _placeholders(parts).sub(lambda m: parts[m.group(1)].as_string(conn), text)
+    return text, {name: value for name, value in params.items() if name not in parts}
+
+
 def execute_sql(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None = None) -> None:
-    """Run a script of one or more statements with client-side bound parameters."""
+    """Run a script of one or more statements with client-side bound parameters (and SQL parts, such as
+    table names, given as ``sql.Identifier``)."""
+    text, values = _compose(conn, text, params)
     with psycopg.ClientCursor(conn) as cur:
-        cur.execute(_bind(text, params), params or None)
+        cur.execute(_bind(text, values), values or None)
 
 
 def run_sql_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> None:

@@ -1,5 +1,6 @@
 """The project's own files: what a new user relies on."""
 
+import re
 import shutil
 import subprocess
 
@@ -43,3 +44,20 @@ def test_readme_quick_start_has_the_two_commands():
     assert '.venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest' in readme
     ci = (config.PROJ_ROOT / ".ci" / "run").read_text()
     assert '-m pip install --quiet -e ".[test' in ci and "-m pytest" in ci
+
+
+def test_sql_files_name_the_temp_tables_they_take_from_other_files():
+    """A temp table passes between SQL files only with a header line saying where it comes from."""
+    from ecom_pipeline.stages import warehouse
+
+    files = {p: p.read_text() for p in config.SQL_DIR.rglob("*.sql") if "migrations" not in p.parts}
+    made = {name: path for path, text in files.items() for name in re.findall(r"create temp table (\w+)", text)}
+    made |= {f"scd_{d.removeprefix('dim_')}": config.SQL_DIR / "warehouse/scd2.sql" for d in warehouse.SCD2_KEYS}
+    assert {"clean_orders", "analytics_orders", "scd_customer"} <= set(made)
+    unsaid = []
+    for path, text in files.items():
+        header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("--"))
+        for name, maker in made.items():
+            if maker != path and re.search(rf"\b{name}\b", text) and not re.search(rf"\b{name}\b", header):
+                unsaid.append(f"{path.relative_to(config.SQL_DIR)} reads {name} (made by {maker.name})")
+    assert unsaid == []

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from ecom_pipeline import catalogue, contract, db, runs
 from ecom_pipeline.params import CleanParams
@@ -116,6 +117,23 @@ def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int
             db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
 
 
+def _run_clean_sql(conn: psycopg.Connection, table: str, params: dict[str, Any]) -> None:
+    """``clean/<table>.sql`` (the rows' actions into ``clean_<table>``, and the writes to production), then
+    the quarantine of the rows it rejected, by the one ``clean/quarantine.sql`` every table shares."""
+    db.run_sql_file(conn, f"clean/{table}.sql", params)
+    db.run_sql_file(
+        conn,
+        "clean/quarantine.sql",
+        {
+            **params,
+            "source_table": table,
+            "actions": sql.Identifier(f"clean_{table}"),
+            "staged": sql.Identifier("staging", table),
+            "key_column": sql.Identifier(contract.key_column(table)),
+        },
+    )
+
+
 def _clean_table(
     conn: psycopg.Connection, table: str, batch_id: str, run_id: str, params: dict[str, Any]
 ) -> dict[str, int]:
@@ -123,7 +141,7 @@ def _clean_table(
     # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
     conn.execute(f"analyze staging.{table}")
     started = time.perf_counter()
-    db.run_sql_file(conn, f"clean/{table}.sql", params)
+    _run_clean_sql(conn, table, params)
     conn.execute(f"analyze production.{table}")
     log.debug("batch %s, %s: %.2fs", batch_id, table, time.perf_counter() - started)
     by_action = dict(conn.execute(f"select action, count(*) from clean_{table} group by action").fetchall())
@@ -185,7 +203,7 @@ def _release_late_rows(
             _type_rows(conn, None, source_batch, {**params, "batch_id": source_batch}, 1, ("order_items",))
         _type_rows(conn, None, source_batch, retry, 1, (table,))
         conn.execute(f"drop table if exists clean_{table}")
-        db.run_sql_file(conn, f"clean/{table}.sql", retry)
+        _run_clean_sql(conn, table, retry)
         moved = conn.execute(
             f"""
             insert into production.released (batch_id, source_table, source_line, natural_key, reasons,

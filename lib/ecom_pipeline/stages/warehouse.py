@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from ecom_pipeline import catalogue, db, runs, tables
 from ecom_pipeline.params import WarehouseParams
@@ -32,6 +33,10 @@ from ecom_pipeline.stages import session
 
 log = logging.getLogger(__name__)
 
+
+# Type 2 dimensions and their natural keys: sql/warehouse/<dimension>.sql selects the versions
+# production took into changes_<name>; sql/warehouse/scd2.sql turns them into history.
+SCD2_KEYS = {"dim_customer": "customer_id", "dim_product": "product_id"}
 
 PENDING_BATCHES = """
 select c.batch_id
@@ -86,6 +91,8 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                 for step in tables.WAREHOUSE:
                     started = time.perf_counter()
                     db.run_sql_file(conn, f"warehouse/{step}.sql", params)
+                    if step in SCD2_KEYS:
+                        slowly_changing(conn, step, SCD2_KEYS[step])
                     timings[step] = round(time.perf_counter() - started, 3)
                 started = time.perf_counter()
                 db.run_sql_file(conn, "warehouse/indexes.sql")
@@ -98,6 +105,27 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
         sizes = {t: conn.execute(f"select count(*) from warehouse.{t}").fetchone()[0] for t in tables.WAREHOUSE}
     log.info("warehouse loaded batches %s in %s", batches, timings)
     return {"batches": batches, "timings": timings, "rows": sizes}
+
+
+def slowly_changing(conn: psycopg.Connection, dimension: str, key: str) -> None:
+    """The type 2 history of ``dimension`` from the changes its own SQL file selected (into scd_<name>).
+
+    Each version keeps the columns of changes_<name>: that file is the one place they are listed.
+    """
+    name = dimension.removeprefix("dim_")
+    columns = [c.name for c in conn.execute(f"select * from changes_{name} limit 0").description]
+    attributes = [c for c in columns if c not in ("row_hash", "updated_at")]
+    db.run_sql_file(
+        conn,
+        "warehouse/scd2.sql",
+        {
+            "changes": sql.Identifier(f"changes_{name}"),
+            "versions": sql.Identifier(f"scd_{name}"),
+            "dimension": sql.Identifier("warehouse", dimension),
+            "key": sql.Identifier(key),
+            "columns": sql.SQL(", ").join(map(sql.Identifier, attributes)),
+        },
+    )
 
 
 def publish_personal_data(conn: psycopg.Connection, on: bool) -> None:

@@ -1,4 +1,5 @@
 -- Revenue per category and calendar month (the dashboard's category selector).
+-- Reads analytics_lines, the temp table analytics/orders.sql makes.
 select
     l.month,
     l.category,

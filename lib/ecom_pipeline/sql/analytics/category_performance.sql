@@ -1,5 +1,6 @@
 -- Categories as sold: each line counts under the product version valid when it was ordered.
 -- Lines count every status (what was ordered); the sales measures count revenue statuses only.
+-- Reads analytics_lines, the temp table analytics/orders.sql makes.
 select
     l.category,
     sum(l.lines) as lines,

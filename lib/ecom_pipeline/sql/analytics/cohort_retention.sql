@@ -1,5 +1,6 @@
 -- Customers by the month of their first purchase (revenue statuses), and the share of each cohort
 -- buying again 0, 1, 2, ... months later.
+-- Reads analytics_orders, the temp table analytics/orders.sql makes.
 with purchases as (
     select o.customer_id, o.month
     from analytics_orders as o

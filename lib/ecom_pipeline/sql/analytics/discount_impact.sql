@@ -1,4 +1,5 @@
 -- Order lines by discount given: units per line, revenue and margin (revenue statuses).
+-- Reads analytics_lines, the temp table analytics/orders.sql makes.
 select
     l.discount_pct,
     sum(l.lines) as lines,

@@ -1,4 +1,5 @@
 -- Headline figures: revenue counts the revenue statuses only (dim_status.is_revenue).
+-- Reads analytics_orders, the temp table analytics/orders.sql makes.
 select
     coalesce(sum(o.amount) filter (where o.is_revenue), 0) as revenue,
     coalesce(sum(o.profit) filter (where o.is_revenue), 0) as profit,

@@ -1,4 +1,5 @@
 -- Revenue, orders and buying customers per calendar month.
+-- Reads analytics_orders, the temp table analytics/orders.sql makes.
 with months as (
     select
         o.month,

@@ -1,4 +1,5 @@
 -- How orders are paid: share of all orders placed, and of revenue.
+-- Reads analytics_orders, the temp table analytics/orders.sql makes.
 select
     m.payment_method,
     m.display_name,

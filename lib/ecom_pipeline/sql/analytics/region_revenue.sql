@@ -1,4 +1,5 @@
 -- Revenue by state and region, where the customer lived when ordering (the SCD2 version of the order).
+-- Reads analytics_orders, the temp table analytics/orders.sql makes.
 with orders as (
     select c.segment as region, coalesce(c.state, '(unknown)') as state, o.customer_id, o.amount
     from analytics_orders as o

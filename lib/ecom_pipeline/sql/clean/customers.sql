@@ -1,4 +1,6 @@
 -- staging.customers of one batch -> production.customers, failures -> production.quarantine.
+-- Makes clean_customers (one action per staged row, in the order of production.clean_action), which
+-- clean/quarantine.sql and clean.py's counts read next.
 -- Every staged row gets exactly one action: duplicate, quarantined, stale, insert, update or unchanged.
 create temp table clean_customers on commit drop as
 with source as (
@@ -120,37 +122,21 @@ final as (
     select
         r.*,
         r.customer_id as natural_key,
-        case
-            when r.copy_number > 1 then 'duplicate'
-            when r.reasons <> '{}' then 'quarantined'
-            when r.newest_first > 1 then 'stale'
-            when p.customer_id is null then 'insert'
-            when r.updated_at > p.updated_at then 'update'
-            when not (  -- not distinct: equal, nulls included
+        production.clean_action(
+            r.copy_number, r.reasons, r.newest_first, p.customer_id is not null, r.updated_at > p.updated_at,
+            not (  -- not distinct: equal, nulls included
                 (r.first_name, r.last_name, r.email, r.phone, r.address, r.city, r.state, r.country,
                  r.registration_date, r.updated_at)
                 is distinct from
                 (p.first_name, p.last_name, p.email, p.phone, p.address, p.city, p.state, p.country,
                  p.registration_date, p.updated_at)
             )
-                then 'unchanged'
-            else 'stale'
-        end as action
+        ) as action
     from ranked as r
     left join production.customers as p on p.customer_id = r.customer_id
 )
 
 select * from final;
-
-insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
-                                   raw_values, run_id)
-select
-    :batch_id, 'customers', c.source_file, c.source_line,
-    left(coalesce(c.natural_key, s.customer_id), :max_key_length), c.reasons,
-    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
-from clean_customers as c
-join staging.customers as s on s.batch_id = :batch_id and s.source_line = c.source_line
-where c.action = 'quarantined';
 
 insert into production.customers as p (customer_id, first_name, last_name, email, phone, address, city, state,
                                        country, registration_date, updated_at, batch_id)

@@ -1,4 +1,6 @@
 -- staging.order_items of one batch -> production.order_items, failures -> production.quarantine.
+-- Makes clean_order_items (one action per staged row, in the order of production.clean_action), which
+-- clean/quarantine.sql and clean.py's counts read next.
 -- Items are immutable: a later row for a loaded item is unchanged when equal, quarantined (ITEM_CHANGED)
 -- otherwise; so is a second, different row for the same item in one batch.
 create temp table clean_order_items on commit drop as
@@ -40,19 +42,15 @@ final as (
     select
         c.*,
         c.order_item_id as natural_key,
-        case
-            when c.copy_number > 1 then 'duplicate'
-            when c.reasons <> '{}' then 'quarantined'
-            when k.version > 1 then 'changed'
-            when e.order_item_id is null then 'insert'
-            when not (  -- not distinct: equal, nulls included
+        -- A line is never updated: any other version of it (stale here) is quarantined below.
+        production.clean_action(
+            c.copy_number, c.reasons, k.version, e.order_item_id is not null, false,
+            not (  -- not distinct: equal, nulls included
                 (c.order_id, c.product_id, c.quantity, c.unit_price, c.discount_percentage, c.line_total)
                 is distinct from
                 (e.order_id, e.product_id, e.quantity, e.unit_price, e.discount_percentage, e.line_total)
             )
-                then 'unchanged'
-            else 'changed'
-        end as action
+        ) as action
     from checked as c
     left join ranked as k on k.source_line = c.source_line
     left join production.order_items as e on e.order_item_id = c.order_item_id
@@ -62,17 +60,7 @@ select * from final;
 
 update clean_order_items
 set reasons = array['ITEM_CHANGED'], action = 'quarantined'
-where action = 'changed';
-
-insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
-                                   raw_values, run_id)
-select
-    :batch_id, 'order_items', c.source_file, c.source_line,
-    left(coalesce(c.natural_key, s.order_item_id), :max_key_length), c.reasons,
-    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
-from clean_order_items as c
-join staging.order_items as s on s.batch_id = :batch_id and s.source_line = c.source_line
-where c.action = 'quarantined';
+where action = 'stale';
 
 insert into production.order_items (order_item_id, order_id, product_id, quantity, unit_price, discount_percentage,
                                     line_total, batch_id)

@@ -1,4 +1,6 @@
 -- staging.orders of one batch -> production.orders, failures -> production.quarantine.
+-- Makes clean_orders (one action per staged row, in the order of production.clean_action), which
+-- clean/quarantine.sql and clean.py's counts read next.
 -- Runs after customers and products of the same batch, so references see them, and after the batch's
 -- rows were typed and checked on their own (orders_rows.sql, order_items_rows.sql, in parallel slices):
 -- here come the checks that need other rows and tables, the newest version of each order, and the writes.
@@ -48,38 +50,22 @@ final as (
     select
         r.*,
         r.order_id as natural_key,
-        case
-            when r.copy_number > 1 then 'duplicate'
-            when r.reasons <> '{}' then 'quarantined'
-            when k.newest_first > 1 then 'stale'
-            when p.order_id is null then 'insert'
-            when r.updated_at > p.updated_at then 'update'
-            when not (  -- not distinct: equal, nulls included
+        production.clean_action(
+            r.copy_number, r.reasons, k.newest_first, p.order_id is not null, r.updated_at > p.updated_at,
+            not (  -- not distinct: equal, nulls included
                 (r.customer_id, r.order_date, r.status, r.payment_method, r.shipping_address, r.total_amount,
                  r.updated_at)
                 is distinct from
                 (p.customer_id, p.order_date, p.status, p.payment_method, p.shipping_address, p.total_amount,
                  p.updated_at)
             )
-                then 'unchanged'
-            else 'stale'
-        end as action
+        ) as action
     from checked as r
     left join ranked as k on k.source_line = r.source_line
     left join production.orders as p on p.order_id = r.order_id
 )
 
 select * from final;
-
-insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
-                                   raw_values, run_id)
-select
-    :batch_id, 'orders', c.source_file, c.source_line,
-    left(coalesce(c.natural_key, s.order_id), :max_key_length), c.reasons,
-    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
-from clean_orders as c
-join staging.orders as s on s.batch_id = :batch_id and s.source_line = c.source_line
-where c.action = 'quarantined';
 
 insert into production.orders as p (order_id, customer_id, order_date, status, payment_method, shipping_address,
                                     total_amount, updated_at, batch_id)

@@ -1,4 +1,6 @@
 -- staging.products of one batch -> production.products, failures -> production.quarantine.
+-- Makes clean_products (one action per staged row, in the order of production.clean_action), which
+-- clean/quarantine.sql and clean.py's counts read next.
 create temp table clean_products on commit drop as
 with source as (
     select * from staging.products where batch_id = :batch_id
@@ -97,35 +99,19 @@ final as (
     select
         r.*,
         r.product_id as natural_key,
-        case
-            when r.copy_number > 1 then 'duplicate'
-            when r.reasons <> '{}' then 'quarantined'
-            when r.newest_first > 1 then 'stale'
-            when p.product_id is null then 'insert'
-            when r.updated_at > p.updated_at then 'update'
-            when not (  -- not distinct: equal, nulls included
+        production.clean_action(
+            r.copy_number, r.reasons, r.newest_first, p.product_id is not null, r.updated_at > p.updated_at,
+            not (  -- not distinct: equal, nulls included
                 (r.product_name, r.category, r.sub_category, r.brand, r.price, r.cost, r.stock_quantity, r.updated_at)
                 is distinct from
                 (p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.stock_quantity, p.updated_at)
             )
-                then 'unchanged'
-            else 'stale'
-        end as action
+        ) as action
     from ranked as r
     left join production.products as p on p.product_id = r.product_id
 )
 
 select * from final;
-
-insert into production.quarantine (batch_id, source_table, source_file, source_line, natural_key, reasons,
-                                   raw_values, run_id)
-select
-    :batch_id, 'products', c.source_file, c.source_line,
-    left(coalesce(c.natural_key, s.product_id), :max_key_length), c.reasons,
-    to_jsonb(s) - array['batch_id', 'run_id', 'source_file', 'source_line', 'loaded_at'], :run_id
-from clean_products as c
-join staging.products as s on s.batch_id = :batch_id and s.source_line = c.source_line
-where c.action = 'quarantined';
 
 insert into production.products as p (product_id, product_name, category, sub_category, brand, price, cost,
                                       stock_quantity, profit_margin, price_band, updated_at, batch_id)

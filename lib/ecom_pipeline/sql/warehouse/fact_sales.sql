@@ -1,6 +1,7 @@
 -- fact_sales at order-line grain, loaded from what the batches changed.
 -- Customer and product keys point at the dimension version valid at the order's time.
 -- A status (or payment) change of an order updates its fact rows: facts carry the order's current state.
+-- Reads scd_customer and scd_product, the new dimension versions warehouse/scd2.sql made.
 create temp table touched_orders on commit drop as
 select order_id from production.order_items where batch_id = any (:batch_ids::text[])
 union

@@ -1,6 +1,7 @@
 -- One row per batch this load took in. facts_inserted counts the batch's lines in the fact table;
 -- facts_updated counts the earlier facts the load rewrote (status changes, re-pointed dimension versions),
 -- the same for every batch of one load.
+-- Reads scd_customer and scd_product, the new dimension versions warehouse/scd2.sql made.
 with inserted as (
     select batch_id, count(*) as facts
     from warehouse.fact_sales
