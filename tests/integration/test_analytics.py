@@ -273,7 +273,7 @@ def test_insights_recover_the_generators_effects(generated):
     # Seasonality: the busiest month and its height against the average month, as the generator's own
     # daily volume model predicts them over the same days.
     days = pd.date_range(manifest["first_day"], manifest["last_day"])
-    weights = generate._daily_weights(
+    weights = generate.world.daily_weights(
         ((days - pd.Timestamp("1970-01-01")).days).to_numpy(),
         int((days[0] - pd.Timestamp("1970-01-01")).days),
         GenerateParams().effects,
