@@ -224,16 +224,20 @@ def query_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | 
     return query(conn, read_sql(name), params)
 
 
-def query_frame(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Rows of the SQL file's statement as a DataFrame (its columns even when there is no row)."""
+def read_frame(conn: sqlalchemy.Connection, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Rows of one statement (``:name`` placeholders) as a DataFrame, by pandas' own reader over a connection
+    of :func:`engine`; its columns even when there is no row. Values stay as the driver loads them
+    (``numeric`` as exact ``Decimal``, unless the connection was given a float loader)."""
     import pandas as pd
 
-    with psycopg.ClientCursor(conn) as cur:
-        cur.execute(_bind(read_sql(name), params), params or None)
-        return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+    # As a plain string pandas hands it to the driver (exec_driver_sql), with the placeholders this module
+    # binds everywhere: ``:name`` before a cast (``:ids::text[]``) included, which SQLAlchemy's text() skips.
+    return pd.read_sql(_bind(text, params), conn, params=dict(params) if params else None, coerce_float=False)
 
 
-def engine(url: str | None = None, application: str = "ecom_pipeline notebook") -> sqlalchemy.Engine:
+def engine(
+    url: str | None = None, application: str = "ecom_pipeline notebook", settings: Mapping[str, str] | None = None
+) -> sqlalchemy.Engine:
     """A SQLAlchemy 2 engine over psycopg 3 for pandas and notebooks: ``pd.read_sql(query, db.engine())``.
 
     Its connections are this module's (:func:`connect`): the same database, session options, timeout and
@@ -243,7 +247,9 @@ def engine(url: str | None = None, application: str = "ecom_pipeline notebook") 
     import sqlalchemy
 
     url = url or database_url()
-    return sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: connect(url, application=application))
+    return sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: connect(url, application=application, settings=settings)
+    )
 
 
 # -- bulk loads --------------------------------------------------------------

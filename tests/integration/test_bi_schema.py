@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import psycopg
 
 from ecom_pipeline import db, dictionary
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
-from ecom_pipeline.stages import clean, generate, ingest, warehouse
+from ecom_pipeline.stages import clean, generate, ingest, session, warehouse
 from helpers import REPO
 
 PERSONAL = ("first_name", "last_name", "full_name", "customer_name", "email", "phone", "address", "shipping_address")
@@ -104,3 +106,19 @@ def test_pandas_reads_bi_through_the_project_s_engine(migrated_db, tmp_path):
         days, revenue = conn.execute("select count(*), sum(revenue) from warehouse.agg_daily_sales").fetchone()
     assert len(frame) == days > 0 and frame["revenue"].sum() == revenue  # to the cent: numeric stays Decimal
     assert settings.to_dict("records") == [{"jit": "off", "app": "ecom_pipeline notebook"}]
+
+
+def test_stage_frames_carry_the_stage_session_and_keep_exact_values(migrated_db):
+    """What the notebooks' tables are read through: the stage's settings, exact numerics, columns always."""
+    with session.frames(migrated_db, "clean", part="summary") as conn:
+        settings = db.read_frame(
+            conn,
+            "select current_setting('timezone') as tz, current_setting('work_mem') as work_mem, "
+            "current_setting('application_name') as app, :amount::numeric(12, 2) as amount",
+            {"amount": "0.10"},
+        )
+        empty = db.read_frame(conn, "select 1 as one, 'x' as two where false")
+    assert settings.to_dict("records") == [
+        {"tz": "UTC", "work_mem": "256MB", "app": "ecom_pipeline clean summary", "amount": Decimal("0.10")}
+    ]
+    assert list(empty.columns) == ["one", "two"] and empty.empty

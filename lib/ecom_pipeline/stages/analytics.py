@@ -82,19 +82,20 @@ def run_analyses(
     and the snapshot is held open until then.
     """
     timings: dict[str, float] = {}
-    with session.connection(url, "analytics", autocommit=False) as conn:
+    # One transaction (repeatable read, not read only: the working tables are temp tables) for every frame.
+    with session.frames(url, "analytics", isolation_level="REPEATABLE READ") as conn:
+        driver = conn.connection.driver_connection  # psycopg, in the same transaction
         # Figures are for reading and charting: numeric comes back as float (the warehouse keeps the cents).
-        conn.adapters.register_loader("numeric", FloatLoader)
-        conn.execute("set transaction isolation level repeatable read")  # not read only: temp tables
-        imported = on_snapshot(conn.execute("select pg_export_snapshot()").fetchone()[0]) if on_snapshot else None
+        driver.adapters.register_loader("numeric", FloatLoader)
+        imported = on_snapshot(conn.exec_driver_sql("select pg_export_snapshot()").scalar()) if on_snapshot else None
         started = time.perf_counter()
-        db.run_sql_file(conn, "analytics/orders.sql")
+        db.run_sql_file(driver, "analytics/orders.sql")
         timings["working_tables"] = round(time.perf_counter() - started, 3)
-        kpis = db.query_frame(conn, "analytics/kpis.sql").iloc[0].to_dict()
+        kpis = db.read_frame(conn, db.read_sql("analytics/kpis.sql")).iloc[0].to_dict()
         frames = {}
         for name in ANALYSES:
             started = time.perf_counter()
-            frames[name] = db.query_frame(conn, f"analytics/{name}.sql", {"top_n": p.top_products})
+            frames[name] = db.read_frame(conn, db.read_sql(f"analytics/{name}.sql"), {"top_n": p.top_products})
             timings[name] = round(time.perf_counter() - started, 3)
         if imported is not None:
             imported.wait(SNAPSHOT_WAIT_S)

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from ecom_pipeline import db, migrations
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 SETTINGS = {"timezone": "UTC", "work_mem": "256MB", "temp_buffers": "256MB"}
 
@@ -40,3 +44,17 @@ def connection(
         yield conn
     finally:
         conn.close()
+
+
+@contextmanager
+def frames(
+    url: str | None, stage: str, *, part: str | None = None, isolation_level: str | None = None
+) -> Iterator[sqlalchemy.Connection]:
+    """A SQLAlchemy connection of ``stage`` for reading DataFrames (``db.read_frame``, ``pd.read_sql``);
+    its psycopg connection is ``conn.connection.driver_connection``, in the same transaction."""
+    engine = db.engine(url, application=f"ecom_pipeline {stage}" + (f" {part}" if part else ""), settings=SETTINGS)
+    try:
+        with engine.connect() as conn:
+            yield conn.execution_options(isolation_level=isolation_level) if isolation_level else conn
+    finally:
+        engine.dispose()
