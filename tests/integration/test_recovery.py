@@ -21,7 +21,7 @@ from test_incremental import _production
 from test_warehouse import _comparable
 
 from ecom_pipeline import db
-from ecom_pipeline.orchestrator import STAGE_NAMES
+from ecom_pipeline.stages import STAGE_NAMES
 from helpers import REPO
 
 pytestmark = pytest.mark.slow
