@@ -219,3 +219,32 @@ def test_any_bytes_between_good_lines_never_break_the_ledger(migrated_db, tmp_pa
     hostile = {position for position, _ in inserts}
     safe = {f"ORD-{n}" for n in range(1, 31) if n - 1 not in hostile and n - 2 not in hostile}
     assert safe <= set(_staged_ids(migrated_db))
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        (ORDERS_HEADER.encode().replace(b"status", b"st\xe4tus"), "orders.csv: the header line is not valid UTF-8"),
+        (ORDERS_HEADER.encode() + b",order_id", "orders.csv repeats column(s) order_id"),
+    ],
+    ids=["latin1_header", "repeated_column"],
+)
+def test_a_header_that_cannot_be_read_rejects_the_batch_and_stages_nothing(migrated_db, batch, header, message):
+    (batch / "orders.csv").write_bytes(header + b"\n" + _order(1).encode() + b"\n")
+    with pytest.raises(ingest.IngestError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _ingest(migrated_db, batch)
+    [(status, recorded)] = _rows(migrated_db, "select status, message from staging.batches")
+    assert status == "rejected" and message in recorded
+    assert _rows(migrated_db, "select count(*) from staging.ingestion_log") == [(0,)]  # no file of it staged
+
+
+def test_a_file_cut_in_the_middle_of_a_character_loses_only_its_last_line(migrated_db, batch):
+    lines = [_order(n) for n in range(1, 4)]
+    path = _orders_file(batch, lines)
+    path.write_bytes(path.read_bytes() + _order(4).encode() + "é".encode()[:1])  # the file ends in an é's first byte
+    _ingest(migrated_db, batch)
+    assert _ledger(migrated_db) == (4, 3, 0, 1)
+    assert _staged_ids(migrated_db) == ["ORD-1", "ORD-2", "ORD-3"]
+    [(line, reason, raw, _)] = _rejected(migrated_db)
+    assert (line, reason) == (5, "invalid_utf8 at byte 90")
+    assert raw == _order(4) + "\\xc3"  # kept whole, the stray byte escaped

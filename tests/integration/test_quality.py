@@ -96,9 +96,17 @@ def test_row_count_against_history(toy):
     assert (drop.rows_failing, drop.failing_sample) == (1, ["0"])
 
 
-def test_check_declaration_is_validated():
+def test_check_declaration_is_validated(tmp_path):
     with pytest.raises(ValueError, match="needs column"):
         Check(name="x", kind="not_null", table="a.b", key="id", **BASE)
+    with pytest.raises(ValueError, match=r"check x \(range\) needs min or max"):
+        Check(name="x", kind="range", table="a.b", key="id", column="amount", **BASE)
+    with pytest.raises(ValueError, match=r"check x \(row_count\) needs min, max or history"):
+        Check(name="x", kind="row_count", table="a.b", **BASE)
+    twice = tmp_path / "checks.yaml"
+    twice.write_text(json.dumps([{"name": "x", "kind": "row_count", "table": "a.b", "min": 1, **BASE}] * 2))
+    with pytest.raises(ValueError, match="duplicate check names"):
+        quality.load_checks(twice)
     assert len(quality.load_checks()) >= 20
 
 
