@@ -16,8 +16,8 @@ from typing import Any
 
 from traitlets import default
 
-# What every stage notebook imports first; loaded while the previous stage runs. Silent and kept out of
-# the history: the notebook's own cells still count from [1].
+# What every stage notebook imports first, and then its stage's own module; loaded while the previous
+# stage runs. Silent and kept out of the history: the notebook's own cells still count from [1].
 WARM_UP = "import pandas, ecom_pipeline.params, ecom_pipeline.stages, ecom_pipeline.db"
 KERNEL_ARGUMENTS = [
     # The kernel's own log (a transport notice, shutdown chatter) is noise: a failing cell reaches the
@@ -60,8 +60,9 @@ class Kernel:
     warm_up: Any  # the client that asked for the imports; open until the stage, or the request could be lost
 
 
-def start(kernel_name: str, cwd: Path) -> Kernel:
-    """Start a kernel and, without waiting for it, ask it to import the project."""
+def start(kernel_name: str, cwd: Path, module: str | None = None) -> Kernel:
+    """Start a kernel and, without waiting for it, ask it to import the project (and ``module``, its
+    stage's code)."""
     from jupyter_client.utils import run_sync
 
     manager = kernel_manager_class()(kernel_name=kernel_name)
@@ -70,7 +71,8 @@ def start(kernel_name: str, cwd: Path) -> Kernel:
     # The shell channel only: no heartbeat thread, which could still be starting when a run that fails at
     # once (the database does not answer) shuts this kernel down.
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-    client.execute(WARM_UP, silent=True, store_history=False)  # queued until the kernel is up
+    imports = WARM_UP + (f", {module}" if module else "")
+    client.execute(imports, silent=True, store_history=False)  # queued until the kernel is up
     return Kernel(manager, client)
 
 

@@ -132,10 +132,10 @@ def _failure_text(exc: Exception) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "before the first cell (kernel did not start)"
 
 
-def _start_ahead(kernel_name: str) -> list[kernels.Kernel]:
-    """The next stage's kernel, started now; none if it cannot start (its stage then says why)."""
+def _start_ahead(kernel_name: str, stage: Stage) -> list[kernels.Kernel]:
+    """The kernel of ``stage``, started now; none if it cannot start (its stage then says why)."""
     try:
-        return [kernels.start(kernel_name, config.NOTEBOOKS_DIR)]
+        return [kernels.start(kernel_name, config.NOTEBOOKS_DIR, stage.module)]
     except Exception as exc:  # jupyter_client raises many kinds; the stage's own start reports it
         log.debug("kernel not started ahead: %s", exc)
         return []
@@ -288,7 +288,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
     progress = Progress(plan.stages)
     # The first stage's kernel boots while the lock is taken and the migrations are checked; each later
     # stage's while the stage before it runs.
-    upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel)
+    upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel, plan.stages[0])
     status, error = "failed", "interrupted"
     try:
         with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
@@ -302,7 +302,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
                     recorder.stage_started(stage, config.run_dir(plan.run_id) / stage.notebook)
                     kernel = upcoming.pop(0) if upcoming else None  # shut down by its notebook's execution
                     if index < len(plan.stages):
-                        upcoming.extend(_start_ahead(plan.params.run.kernel))
+                        upcoming.extend(_start_ahead(plan.params.run.kernel, plan.stages[index]))
                     notebook, wall_s, failure = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
                     outcome = recorder.stage_finished(
                         stage, notebook, wall_s, db.redact(failure, url) if failure else None

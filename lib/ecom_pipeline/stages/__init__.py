@@ -11,6 +11,11 @@ class Stage:
     notebook: str
     purpose: str
 
+    @property
+    def module(self) -> str:
+        """The stage's code, which its notebook calls (monitoring's is a command of its own too)."""
+        return "ecom_pipeline.monitoring" if self.name == "monitoring" else f"ecom_pipeline.stages.{self.name}"
+
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate", "01_generate_data.ipynb", "synthetic store data"),
