@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import sqlalchemy  # noqa: F401  (for session.frames: loaded with this module, ahead of the stage)
 from psycopg.types.numeric import FloatLoader
 
 from ecom_pipeline import config, db, runs, tables

@@ -287,8 +287,8 @@ def run_stage(p: CleanParams, run_id: str) -> pd.DataFrame:
 
 def quarantine_summary(run_id: str) -> pd.DataFrame:
     """Quarantined rows of this run by table and reason."""
-    with session.frames(None, "clean", part="summary") as conn:
-        return db.read_frame(
+    with session.connection(None, "clean", part="summary") as conn:
+        rows = db.query(
             conn,
             """
             select source_table as table, reason, count(*) as rows
@@ -296,6 +296,7 @@ def quarantine_summary(run_id: str) -> pd.DataFrame:
             where run_id = :run_id
             group by source_table, reason
             order by source_table, reason
-            """,
+        """,
             {"run_id": run_id},
         )
+    return pd.DataFrame(rows, columns=["table", "reason", "rows"])

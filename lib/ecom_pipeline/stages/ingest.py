@@ -543,13 +543,14 @@ def run_stage(p: IngestParams, run_id: str) -> pd.DataFrame:
 
 def rejected_lines(run_id: str, limit: int = 20) -> pd.DataFrame:
     """Lines this run could not stage, with their reasons."""
-    with session.frames(None, "ingest", part="summary") as conn:
-        return db.read_frame(
+    with session.connection(None, "ingest", part="summary") as conn:
+        rows = db.query(
             conn,
             """
             select batch_id, source_file, source_line, reason, left(raw_line, 120) as raw_line
             from staging.rejected_lines where run_id = :run_id
             order by batch_id, source_file, source_line limit :limit
-            """,
+        """,
             {"run_id": run_id, "limit": limit},
         )
+    return pd.DataFrame(rows, columns=["batch_id", "source_file", "source_line", "reason", "raw_line"])

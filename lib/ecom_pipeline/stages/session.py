@@ -5,19 +5,21 @@ migration first (cheap when up to date). Every connection a stage opens then sta
 settings, sent with the connection request so that no transaction can undo them: timestamps without an
 offset are read as UTC and dates cut from timestamps are UTC days; a large batch's sorts and temporary
 tables have room in memory. Its application name says which stage (and part of it) it is, for
-``pg_stat_activity`` and the server's log. (SQLAlchemy, for :func:`frames`, is imported here so that a
-stage's kernel loads it ahead, with the stage's module.)
+``pg_stat_activity`` and the server's log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg
-import sqlalchemy
 
 from ecom_pipeline import db, migrations
+
+if TYPE_CHECKING:
+    import sqlalchemy
 
 SETTINGS = {"timezone": "UTC", "work_mem": "256MB", "temp_buffers": "256MB"}
 

@@ -151,5 +151,6 @@ def run_stage(p: WarehouseParams, run_id: str) -> pd.DataFrame:
 
 def reconciliation(url: str | None = None) -> pd.DataFrame:
     """Revenue, quantity and profit in production, fact_sales and each aggregate (they must agree)."""
-    with session.frames(url, "warehouse", part="reconciliation") as conn:
-        return db.read_frame(conn, db.read_sql("warehouse/reconciliation.sql"))
+    with session.connection(url, "warehouse", part="reconciliation") as conn:
+        rows = db.query_file(conn, "warehouse/reconciliation.sql")
+    return pd.DataFrame(rows, columns=["source", "revenue", "quantity", "profit"])
