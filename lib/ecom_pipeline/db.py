@@ -137,7 +137,9 @@ def connect(
 ) -> psycopg.Connection:
     """A connection to ``url`` (the pipeline's database by default); ``settings`` are set from its start."""
     url = url or database_url()
-    options = " ".join([SESSION_OPTIONS, *(f"-c {name}={value}" for name, value in (settings or {}).items())])
+    options = " ".join(
+        [SESSION_OPTIONS, *(f"-c {name}={_option_value(value)}" for name, value in (settings or {}).items())]
+    )
     try:
         return psycopg.connect(
             url,
@@ -149,6 +151,11 @@ def connect(
     except psycopg.OperationalError as exc:
         reason = error_line(exc, url)
         raise DatabaseUnavailable(f"cannot connect to the database {describe(url)}: {reason}", reason) from None
+
+
+def _option_value(value: str) -> str:
+    """A setting's value as libpq's ``options`` takes it: spaces and backslashes escaped by a backslash."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 @contextmanager

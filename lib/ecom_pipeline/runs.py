@@ -179,14 +179,11 @@ class RunRecorder:
     def stage_started(self, stage: Stage, notebook: Path) -> None:
         self.write_summary("running", current=stage.name)
         self._attempt = self.conn.execute(
-            "select coalesce(max(attempt), 0) + 1 from monitoring.stage_runs where run_id = %s and stage = %s",
-            (self.run_id, stage.name),
-        ).fetchone()[0]
-        self.conn.execute(
             "insert into monitoring.stage_runs (run_id, stage, attempt, status, started_at, notebook) "
-            "values (%s, %s, %s, 'running', now(), %s)",
-            (self.run_id, stage.name, self._attempt, str(notebook)),
-        )
+            "select %(run)s, %(stage)s, coalesce(max(attempt), 0) + 1, 'running', now(), %(notebook)s "
+            "from monitoring.stage_runs where run_id = %(run)s and stage = %(stage)s returning attempt",
+            {"run": self.run_id, "stage": stage.name, "notebook": str(notebook)},
+        ).fetchone()[0]
 
     def stage_finished(self, stage: Stage, notebook: Path, wall_s: float, error: str | None) -> StageOutcome:
         """Record the stage's end: papermill's duration (the wall time if the kernel never ran it), and the
@@ -228,7 +225,7 @@ class RunRecorder:
             {
                 "stage": o.stage,
                 "status": o.status,
-                "duration_s": round(o.duration_s, 3),
+                "duration_s": o.duration_s,
                 "row_counts": o.row_counts,
                 "notebook": str(o.notebook),
                 "error": o.error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import psycopg
+import pytest
 
 from ecom_pipeline import db, dictionary
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
@@ -122,3 +123,10 @@ def test_stage_frames_carry_the_stage_session_and_keep_exact_values(migrated_db)
         {"tz": "UTC", "work_mem": "256MB", "app": "ecom_pipeline clean summary", "amount": Decimal("0.10")}
     ]
     assert list(empty.columns) == ["one", "two"] and empty.empty
+
+
+@pytest.mark.parametrize("value", ["UTC", "two words", "a \\ backslash", "trailing space "])
+def test_connection_settings_arrive_as_given(migrated_db, value):
+    """Settings travel in libpq's options, where a space or a backslash would otherwise split or vanish."""
+    with db.connection(migrated_db, settings={"ecom.note": value}) as conn:
+        assert conn.execute("select current_setting('ecom.note')").fetchone()[0] == value

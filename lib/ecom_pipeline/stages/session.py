@@ -11,7 +11,7 @@ tables have room in memory. Its application name says which stage (and part of i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -29,21 +29,21 @@ def database() -> str:
     return migrations.ensure_migrated(db.database_url())
 
 
+def _application(stage: str, part: str | None) -> str:
+    """``ecom_pipeline <stage>``, and the part (a slice, a worker) if there is one."""
+    return f"ecom_pipeline {stage}" + (f" {part}" if part else "")
+
+
 def connect(url: str | None, stage: str, *, part: str | None = None, autocommit: bool = True) -> psycopg.Connection:
     """A connection of ``stage`` (``part`` names a slice or worker of it)."""
-    name = f"ecom_pipeline {stage}" + (f" {part}" if part else "")
-    return db.connect(url, autocommit=autocommit, application=name, settings=SETTINGS)
+    return db.connect(url, autocommit=autocommit, application=_application(stage, part), settings=SETTINGS)
 
 
-@contextmanager
 def connection(
     url: str | None, stage: str, *, part: str | None = None, autocommit: bool = True
-) -> Iterator[psycopg.Connection]:
-    conn = connect(url, stage, part=part, autocommit=autocommit)
-    try:
-        yield conn
-    finally:
-        conn.close()
+) -> AbstractContextManager[psycopg.Connection]:
+    """:func:`connect` as a context manager that closes the connection."""
+    return db.connection(url, autocommit=autocommit, application=_application(stage, part), settings=SETTINGS)
 
 
 @contextmanager
@@ -52,7 +52,7 @@ def frames(
 ) -> Iterator[sqlalchemy.Connection]:
     """A SQLAlchemy connection of ``stage`` for reading DataFrames (``db.read_frame``, ``pd.read_sql``);
     its psycopg connection is ``conn.connection.driver_connection``, in the same transaction."""
-    engine = db.engine(url, application=f"ecom_pipeline {stage}" + (f" {part}" if part else ""), settings=SETTINGS)
+    engine = db.engine(url, application=_application(stage, part), settings=SETTINGS)
     try:
         with engine.connect() as conn:
             yield conn.execution_options(isolation_level=isolation_level) if isolation_level else conn
