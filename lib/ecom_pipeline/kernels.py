@@ -8,13 +8,17 @@ on a small run, hidden behind the stage before it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from traitlets import default
+
+from ecom_pipeline import kernel_server
 
 # What every stage notebook imports first, and then its stage's own module; loaded while the previous
 # stage runs. Silent and kept out of the history: the notebook's own cells still count from [1].
@@ -60,12 +64,35 @@ class Kernel:
     warm_up: Any  # the client that asked for the imports; open until the stage, or the request could be lost
 
 
+_server: kernel_server.KernelServer | None = None
+
+
+@contextlib.contextmanager
+def forked() -> Iterator[None]:
+    """Within: kernels are forks of one server that has imported the project (see :mod:`kernel_server`)."""
+    global _server
+    _server = kernel_server.KernelServer()
+    import papermill  # noqa: F401  (1.4 s, while the server imports: every stage's notebook needs it)
+
+    try:
+        yield
+    finally:
+        server, _server = _server, None
+        server.close()
+
+
 def start(kernel_name: str, cwd: Path, module: str | None = None) -> Kernel:
     """Start a kernel and, without waiting for it, ask it to import the project (and ``module``, its
     stage's code)."""
     from jupyter_client.utils import run_sync
 
     manager = kernel_manager_class()(kernel_name=kernel_name)
+    if _server is not None:
+        manager.kernel_id = str(uuid.uuid4())
+        manager.provisioner = kernel_server.provisioner_class()(
+            kernel_id=manager.kernel_id, kernel_spec=manager.kernel_spec, parent=manager
+        )
+        manager.provisioner.server = _server
     run_sync(manager.start_kernel)(extra_arguments=KERNEL_ARGUMENTS, cwd=str(cwd))
     client = manager.client()
     # The shell channel only: no heartbeat thread, which could still be starting when a run that fails at

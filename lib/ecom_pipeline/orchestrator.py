@@ -31,6 +31,8 @@ from ecom_pipeline.params import OperationsParams, ParamsError, PipelineParams, 
 from ecom_pipeline.stages import STAGE_NAMES, STAGES, Stage, select, stage_named
 
 log = logging.getLogger("ecom_pipeline.run")
+# Kernels started ahead of their stage: forked from the kernel server, each costs little but starting IPython.
+KERNELS_AHEAD = 2
 
 
 # -- arguments ---------------------------------------------------------------
@@ -132,13 +134,16 @@ def _failure_text(exc: Exception) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "before the first cell (kernel did not start)"
 
 
-def _start_ahead(kernel_name: str, stage: Stage) -> list[kernels.Kernel]:
-    """The kernel of ``stage``, started now; none if it cannot start (its stage then says why)."""
-    try:
-        return [kernels.start(kernel_name, config.NOTEBOOKS_DIR, stage.module)]
-    except Exception as exc:  # jupyter_client raises many kinds; the stage's own start reports it
-        log.debug("kernel not started ahead: %s", exc)
-        return []
+def _start_ahead(kernel_name: str, stages: list[Stage], upcoming: dict[int, kernels.Kernel], first: int) -> None:
+    """Start the kernels of the next ``KERNELS_AHEAD`` stages from ``first`` that have none; a kernel that cannot
+    start is left to its stage, which starts its own and says why it cannot."""
+    for index in range(first, min(first + KERNELS_AHEAD, len(stages))):
+        if index in upcoming:
+            continue
+        try:
+            upcoming[index] = kernels.start(kernel_name, config.NOTEBOOKS_DIR, stages[index].module)
+        except Exception as exc:  # jupyter_client raises many kinds; the stage's own start reports it
+            log.debug("kernel not started ahead: %s", exc)
 
 
 def execute_stage(
@@ -288,45 +293,51 @@ def execute_run(plan: RunPlan, url: str) -> int:
     progress = Progress(plan.stages)
     # The first stage's kernel boots while the lock is taken and the migrations are checked; each later
     # stage's while the stage before it runs.
-    upcoming: list[kernels.Kernel] = _start_ahead(plan.params.run.kernel, plan.stages[0])
     status, error = "failed", "interrupted"
-    try:
-        with db.pipeline_lock(url), db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn:
-            _open_run_folder(plan)
-            migrations.apply_migrations(conn)
-            recorder.start(conn, plan.params)
-            log.info("run %s on %s: %s", plan.run_id, recorder.database, " -> ".join(s.name for s in plan.stages))
-            try:
-                for index, stage in enumerate(plan.stages, start=1):
-                    progress.started(index, stage)
-                    recorder.stage_started(stage, config.run_dir(plan.run_id) / stage.notebook)
-                    kernel = upcoming.pop(0) if upcoming else None  # shut down by its notebook's execution
-                    if index < len(plan.stages):
-                        upcoming.extend(_start_ahead(plan.params.run.kernel, plan.stages[index]))
-                    notebook, wall_s, failure = execute_stage(stage, plan.run_id, plan.params_path, plan.params, kernel)
-                    outcome = recorder.stage_finished(
-                        stage, notebook, wall_s, db.redact(failure, url) if failure else None
-                    )
-                    progress.finished(index, outcome)
-                    if outcome.error:
-                        error = f"stage {stage.name} failed: {outcome.error}"
-                        break
-                else:
-                    status, error = "success", None
-            finally:
-                recorder.finish(status, error)
-    except psycopg.OperationalError as exc:
-        # The database went away mid-run: the summary on disk says how far the run got.
-        recorder.write_summary("failed")
-        _report_failure(plan, url)
-        lost = db.error_line(exc, url)
-        raise db.DatabaseUnavailable(
-            f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
-            f"python run_all.py --resume {plan.run_id}"
-        ) from None
-    finally:
-        for kernel in upcoming:  # started for a stage that will not run
-            kernels.shutdown(kernel)
+    with kernels.forked():
+        upcoming: dict[int, kernels.Kernel] = {}  # by stage index, until the stage takes its kernel
+        _start_ahead(plan.params.run.kernel, plan.stages, upcoming, 0)
+        try:
+            with (
+                db.pipeline_lock(url),
+                db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn,
+            ):
+                _open_run_folder(plan)
+                migrations.apply_migrations(conn)
+                recorder.start(conn, plan.params)
+                log.info("run %s on %s: %s", plan.run_id, recorder.database, " -> ".join(s.name for s in plan.stages))
+                try:
+                    for index, stage in enumerate(plan.stages, start=1):
+                        progress.started(index, stage)
+                        recorder.stage_started(stage, config.run_dir(plan.run_id) / stage.notebook)
+                        kernel = upcoming.pop(index - 1, None)  # shut down by its notebook's execution
+                        _start_ahead(plan.params.run.kernel, plan.stages, upcoming, index)
+                        notebook, wall_s, failure = execute_stage(
+                            stage, plan.run_id, plan.params_path, plan.params, kernel
+                        )
+                        outcome = recorder.stage_finished(
+                            stage, notebook, wall_s, db.redact(failure, url) if failure else None
+                        )
+                        progress.finished(index, outcome)
+                        if outcome.error:
+                            error = f"stage {stage.name} failed: {outcome.error}"
+                            break
+                    else:
+                        status, error = "success", None
+                finally:
+                    recorder.finish(status, error)
+        except psycopg.OperationalError as exc:
+            # The database went away mid-run: the summary on disk says how far the run got.
+            recorder.write_summary("failed")
+            _report_failure(plan, url)
+            lost = db.error_line(exc, url)
+            raise db.DatabaseUnavailable(
+                f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
+                f"python run_all.py --resume {plan.run_id}"
+            ) from None
+        finally:
+            for kernel in upcoming.values():  # started for a stage that will not run
+                kernels.shutdown(kernel)
     if status != "success":
         _report_failure(plan, url)
     _print_summary(plan, status, recorder.outcomes, recorder.started)

@@ -1,0 +1,123 @@
+"""Stage kernels forked from the run's kernel server: real kernels, with the run's folder and environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import psutil
+import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_client.utils import run_sync
+
+from ecom_pipeline import config, kernel_server, kernels
+
+REPORT = (
+    "import json, os, sys; print(json.dumps({'ppid': os.getppid(), 'cwd': os.getcwd(), 'sid': os.getsid(0), "
+    "'probe': os.environ.get('KERNEL_PROBE'), 'preloaded': 'ecom_pipeline.stages.analytics' in sys.modules}))"
+)
+
+
+def _client(kernel: kernels.Kernel) -> BlockingKernelClient:
+    client = kernel.manager.blocking_client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    return client
+
+
+def _ask(kernel: kernels.Kernel, code: str) -> dict:
+    """Run ``code`` in the kernel and return the JSON it prints."""
+    client = _client(kernel)
+    try:
+        printed: list[str] = []
+        reply = client.execute_interactive(
+            code,
+            timeout=60,
+            output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return json.loads("".join(printed))
+    finally:
+        client.stop_channels()
+
+
+def _stop(kernel: kernels.Kernel) -> None:
+    kernels.shutdown(kernel)
+
+
+def test_a_kernel_is_a_fork_of_the_server_with_the_run_s_folder_and_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNEL_PROBE", "set after the server started")
+    with kernels.forked():
+        server = kernels._server
+        assert server is not None
+        monkeypatch.setenv("KERNEL_PROBE", "as the run has it now")
+        kernel = kernels.start("python3", tmp_path, "ecom_pipeline.stages.ingest")
+        try:
+            seen = _ask(kernel, REPORT)
+        finally:
+            _stop(kernel)
+        assert seen["ppid"] == server.process.pid  # forked by the server, not started by this process
+        assert seen["preloaded"]  # the server imported every stage's module before forking
+        assert seen["cwd"] == str(tmp_path)
+        assert seen["probe"] == "as the run has it now"  # the environment of the launch, not the server's
+        assert seen["sid"] != os.getsid(0)  # a session of its own, as jupyter_client starts kernels
+        server_process = server.process
+    assert server_process.poll() == 0  # the server ends with the run's kernels
+
+
+def test_a_kernel_interrupted_stops_its_cell_and_keeps_running():
+    with kernels.forked():
+        kernel = kernels.start("python3", config.NOTEBOOKS_DIR)
+        try:
+            client = _client(kernel)
+            msg_id = client.execute("import time; time.sleep(60)")
+            time.sleep(0.5)
+            run_sync(kernel.manager.interrupt_kernel)()
+            reply = client.get_shell_msg(timeout=30)
+            while reply["parent_header"]["msg_id"] != msg_id:  # replies to the readiness probe come first
+                reply = client.get_shell_msg(timeout=30)
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            assert run_sync(kernel.manager.is_alive)()
+            client.stop_channels()
+        finally:
+            _stop(kernel)
+        assert not run_sync(kernel.manager.is_alive)()
+
+
+def test_kernels_stop_when_the_server_dies():
+    """The run killed: its server gets end of input or dies, and each kernel, its parent gone, stops itself."""
+    with kernels.forked():
+        server = kernels._server
+        assert server is not None
+        kernel = kernels.start("python3", config.NOTEBOOKS_DIR)
+        try:
+            pid = _ask(kernel, "import json, os; print(json.dumps({'pid': os.getpid()}))")["pid"]
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            _, alive = psutil.wait_procs([psutil.Process(pid)], timeout=15)
+            assert not alive
+            assert not run_sync(kernel.manager.is_alive)()
+        finally:
+            _stop(kernel)
+        # A kernel asked for once the server is gone is started the usual way.
+        fallback = kernels.start("python3", config.NOTEBOOKS_DIR)
+        try:
+            assert _ask(fallback, REPORT)["ppid"] == os.getpid()
+        finally:
+            _stop(fallback)
+
+
+@pytest.mark.parametrize(
+    "cmd, served",
+    [
+        ([sys.executable, "-m", "ipykernel_launcher", "-f", "k.json"], True),
+        (["/opt/other/python", "-m", "ipykernel_launcher", "-f", "k.json"], False),  # another interpreter
+        ([sys.executable, "-m", "other_kernel", "-f", "k.json"], False),
+        ([sys.executable], False),
+    ],
+)
+def test_only_an_ipython_kernel_on_this_interpreter_is_forked(cmd, served):
+    assert kernel_server.serves(cmd) is served
