@@ -15,30 +15,28 @@ gone stops itself within a second (ipykernel's parent poller).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ecom_pipeline.stages import STAGES
 
-# What a stage's kernel imports, loaded once before the first fork. Nothing here may start a Python thread
-# or open a connection at import: a fork copies only the thread that forks (OpenBLAS, which numpy loads,
-# starts its own threads again in the fork).
-PRELOAD = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "pandas",
-    "ecom_pipeline.params",
-    "ecom_pipeline.db",
-    *(stage.module for stage in STAGES),
-)
+# What the stages' kernels import, loaded once. Nothing here may start a Python thread or open a connection
+# at import: a fork copies only the thread that forks (OpenBLAS, which numpy loads, starts its own threads
+# again in the fork). The first stage's kernel is forked as soon as what it needs is loaded; the rest of the
+# list is loaded while it runs.
+PRELOAD_FIRST = ("ipykernel.kernelapp", "ipykernel.ipkernel", "pandas", "ecom_pipeline.params", "ecom_pipeline.db")
+PRELOAD_NEXT = tuple(stage.module for stage in STAGES)
 LAUNCHER = ["-m", "ipykernel_launcher"]  # the kernel command this server can stand in for, after the interpreter
 
 
@@ -194,17 +192,58 @@ def serve() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended kernels are reaped by the system
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # what anything prints goes to the run's stderr, never into the answers
-    for name in PRELOAD:
-        importlib.import_module(name)
-    warm()
-    for line in sys.stdin:
-        request = json.loads(line)
+    requests = _Requests(sys.stdin.fileno())
+
+    def fork(request: dict[str, Any]) -> None:
         pid = os.fork()
         if pid == 0:
             answers.close()  # the run must see the end of the answers when the server ends, kernels or not
             _run_kernel(request)  # raises SystemExit when the kernel ends
         answers.write(f"{pid}\n")
         answers.flush()
+
+    for name in PRELOAD_FIRST:
+        importlib.import_module(name)
+    for step in [*(functools.partial(importlib.import_module, name) for name in PRELOAD_NEXT), warm]:
+        for request in requests.pending():  # a kernel asked for meanwhile does not wait for the rest
+            fork(request)
+        step()
+    for request in requests:
+        fork(request)
+    answers.close()
+    os._exit(0)  # nothing left to write; the interpreter's own exit would take half a second of teardown
+
+
+class _Requests:
+    """The requests on the server's input, one JSON object a line, read without Python's buffering so that
+    :meth:`pending` can ask the descriptor whether more have arrived."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer, self.ended = fd, b"", False
+
+    def pending(self) -> Iterator[dict[str, Any]]:
+        """The requests sent so far, without waiting for more."""
+        while not self.ended and select.select([self.fd], [], [], 0)[0]:
+            self._read()
+        yield from self._lines()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every request until the input ends."""
+        while True:
+            yield from self._lines()
+            if self.ended:
+                return
+            self._read()
+
+    def _read(self) -> None:
+        chunk = os.read(self.fd, 1 << 16)
+        self.ended = not chunk
+        self.buffer += chunk
+
+    def _lines(self) -> Iterator[dict[str, Any]]:
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            yield json.loads(line)
 
 
 def _run_kernel(request: dict[str, Any]) -> None:

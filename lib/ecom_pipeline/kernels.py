@@ -81,9 +81,9 @@ def forked() -> Iterator[None]:
         server.close()
 
 
-def start(kernel_name: str, cwd: Path, module: str | None = None) -> Kernel:
+def start(kernel_name: str, cwd: Path, module: str | None = None, *, warm_up: bool = True) -> Kernel:
     """Start a kernel and, without waiting for it, ask it to import the project (and ``module``, its
-    stage's code)."""
+    stage's code; a fork of the kernel server has most of it already)."""
     from jupyter_client.utils import run_sync
 
     manager = kernel_manager_class()(kernel_name=kernel_name)
@@ -98,8 +98,9 @@ def start(kernel_name: str, cwd: Path, module: str | None = None) -> Kernel:
     # The shell channel only: no heartbeat thread, which could still be starting when a run that fails at
     # once (the database does not answer) shuts this kernel down.
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-    imports = WARM_UP + (f", {module}" if module else "")
-    client.execute(imports, silent=True, store_history=False)  # queued until the kernel is up
+    if warm_up:
+        imports = WARM_UP + (f", {module}" if module else "")
+        client.execute(imports, silent=True, store_history=False)  # queued until the kernel is up
     return Kernel(manager, client)
 
 

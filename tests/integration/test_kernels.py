@@ -17,7 +17,7 @@ from ecom_pipeline import config, kernel_server, kernels
 
 REPORT = (
     "import json, os, sys; print(json.dumps({'ppid': os.getppid(), 'cwd': os.getcwd(), 'sid': os.getsid(0), "
-    "'probe': os.environ.get('KERNEL_PROBE'), 'preloaded': 'ecom_pipeline.stages.analytics' in sys.modules}))"
+    "'probe': os.environ.get('KERNEL_PROBE'), 'preloaded': sorted({'pandas', 'ecom_pipeline.db'} & set(sys.modules))}))"
 )
 
 
@@ -54,13 +54,13 @@ def test_a_kernel_is_a_fork_of_the_server_with_the_run_s_folder_and_environment(
         server = kernels._server
         assert server is not None
         monkeypatch.setenv("KERNEL_PROBE", "as the run has it now")
-        kernel = kernels.start("python3", tmp_path, "ecom_pipeline.stages.ingest")
+        kernel = kernels.start("python3", tmp_path, warm_up=False)
         try:
             seen = _ask(kernel, REPORT)
         finally:
             _stop(kernel)
         assert seen["ppid"] == server.process.pid  # forked by the server, not started by this process
-        assert seen["preloaded"]  # the server imported every stage's module before forking
+        assert seen["preloaded"] == ["ecom_pipeline.db", "pandas"]  # imported by the server, not by this kernel
         assert seen["cwd"] == str(tmp_path)
         assert seen["probe"] == "as the run has it now"  # the environment of the launch, not the server's
         assert seen["sid"] != os.getsid(0)  # a session of its own, as jupyter_client starts kernels
