@@ -1,7 +1,5 @@
 """Clean: every rule, every repair, exact manifest outcomes, idempotency and incremental upserts."""
 
-import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +11,7 @@ from ecom_pipeline import contract
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams
 from ecom_pipeline.stages import clean, generate, ingest
 from helpers import HANDWRITTEN_BATCH
+from layers import edit, rows
 
 PARAMS = CleanParams()
 
@@ -22,22 +21,17 @@ def _stage_and_clean(url: str, source: Path, run_id: str = "r1", p: CleanParams 
     return clean.clean(url, run_id, p)
 
 
-def _rows(url: str, sql: str, *args) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
 def _quarantine(url: str) -> dict[tuple[str, str], list[str]]:
     return {
         (t, k): sorted(r)
-        for t, k, r in _rows(url, "select source_table, natural_key, reasons from production.quarantine")
+        for t, k, r in rows(url, "select source_table, natural_key, reasons from production.quarantine")
     }
 
 
 def _snapshot(url: str) -> dict[str, list[tuple]]:
     tables = [f"production.{t}" for t in contract.TABLE_ORDER]
-    out = {t: _rows(url, f"select * from {t} order by 1") for t in tables}
-    out["quarantine"] = _rows(
+    out = {t: rows(url, f"select * from {t} order by 1") for t in tables}
+    out["quarantine"] = rows(
         url,
         "select batch_id, source_table, source_line, natural_key, reasons, raw_values "
         "from production.quarantine order by 1, 2, 3",
@@ -52,24 +46,6 @@ def batch(tmp_path) -> Path:
     return folder
 
 
-def _edit(folder: Path, table: str, key: str, **values: str) -> None:
-    """Change columns of the row whose first column is ``key`` (or append it as a new row)."""
-    path = folder / contract.file_name(table)
-    reader = csv.DictReader(io.StringIO(path.read_text()))
-    rows = list(reader)
-    found = [r for r in rows if r[contract.key_column(table)] == key]
-    if found:
-        found[0].update(values)
-    else:  # a copy of the first row (or an empty one) under the new key
-        template = rows[0] if rows else dict.fromkeys(reader.fieldnames, "")
-        rows.append({**template, contract.key_column(table): key, **values})
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=reader.fieldnames, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(out.getvalue())
-
-
 def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
     counts = _stage_and_clean(migrated_db, batch.parent)
     assert counts.set_index("table")["inserted"].to_dict() == {
@@ -79,10 +55,10 @@ def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
         "order_items": 3,
     }
     assert counts[["quarantined", "duplicates", "stale", "updated"]].to_numpy().sum() == 0
-    assert _rows(migrated_db, "select first_name, address from production.customers where customer_id = 'CUST-2'") == [
+    assert rows(migrated_db, "select first_name, address from production.customers where customer_id = 'CUST-2'") == [
         ("Jürgen", "7 Elm Rd")
     ]
-    assert _rows(
+    assert rows(
         migrated_db, "select order_date::text, total_amount::text from production.orders where order_id = 'ORD-3'"
     ) == [("2025-03-01 08:00:00+00", "80.91")]
 
@@ -136,7 +112,7 @@ def test_clean_handwritten_batch_is_all_clean(migrated_db, batch):
     ],
 )
 def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key, values, reasons):
-    _edit(batch, table, key, **values)
+    edit(batch, table, key, **values)
     counts = _stage_and_clean(migrated_db, batch.parent).set_index("table")
     quarantine = _quarantine(migrated_db)
     assert quarantine[(table, key)] == reasons
@@ -149,7 +125,7 @@ def test_clean_rule_quarantines_breaking_row_only(migrated_db, batch, table, key
 
 
 def test_clean_repairs_case_and_white_space(migrated_db, batch):
-    _edit(
+    edit(
         batch,
         "customers",
         "CUST-1",
@@ -158,34 +134,34 @@ def test_clean_repairs_case_and_white_space(migrated_db, batch):
         state=" il",
         city="springfield",
     )
-    _edit(batch, "products", "SKU-A", category="  sports &  OUTDOORS ")
-    _edit(batch, "orders", "ORD-1", status=" Delivered ", payment_method="Credit Card")
-    _edit(batch, "orders", "ORD-2", payment_method="\tNET-BANKING")
+    edit(batch, "products", "SKU-A", category="  sports &  OUTDOORS ")
+    edit(batch, "orders", "ORD-1", status=" Delivered ", payment_method="Credit Card")
+    edit(batch, "orders", "ORD-2", payment_method="\tNET-BANKING")
     _stage_and_clean(migrated_db, batch.parent)
     assert _quarantine(migrated_db) == {}
-    assert _rows(
+    assert rows(
         migrated_db, "select first_name, email, state, city from production.customers where customer_id = 'CUST-1'"
     ) == [("Ana", "ana.souza@example.com", "IL", "Springfield")]
-    assert _rows(migrated_db, "select category from production.products where product_id = 'SKU-A'") == [
+    assert rows(migrated_db, "select category from production.products where product_id = 'SKU-A'") == [
         ("Sports & Outdoors",)
     ]
-    assert _rows(migrated_db, "select order_id, status, payment_method from production.orders order by 1")[:2] == [
+    assert rows(migrated_db, "select order_id, status, payment_method from production.orders order by 1")[:2] == [
         ("ORD-1", "delivered", "credit_card"),
         ("ORD-2", "shipped", "net_banking"),
     ]
 
 
 def test_clean_row_with_several_problems_lists_them_all(migrated_db, batch):
-    _edit(batch, "customers", "CUST-7", last_name="", email="nobody", registration_date="2025-13-01")
+    edit(batch, "customers", "CUST-7", last_name="", email="nobody", registration_date="2025-13-01")
     _stage_and_clean(migrated_db, batch.parent)
     assert _quarantine(migrated_db)[("customers", "CUST-7")] == ["INVALID_EMAIL", "MALFORMED_DATE", "MISSING_VALUE"]
-    raw = _rows(migrated_db, "select raw_values, source_line from production.quarantine")[0]
+    raw = rows(migrated_db, "select raw_values, source_line from production.quarantine")[0]
     assert raw[0]["email"] == "nobody" and raw[1] == 5
 
 
 def test_clean_quarantined_order_takes_its_lines_and_not_the_reverse(migrated_db, batch):
-    _edit(batch, "orders", "ORD-2", customer_id="CUST-404")
-    _edit(batch, "order_items", "ITEM-1", product_id="SKU-X")
+    edit(batch, "orders", "ORD-2", customer_id="CUST-404")
+    edit(batch, "order_items", "ITEM-1", product_id="SKU-X")
     _stage_and_clean(migrated_db, batch.parent)
     assert _quarantine(migrated_db) == {
         ("orders", "ORD-2"): ["ORPHAN_CUSTOMER"],
@@ -193,7 +169,7 @@ def test_clean_quarantined_order_takes_its_lines_and_not_the_reverse(migrated_db
         ("order_items", "ITEM-1"): ["ORPHAN_PRODUCT"],
     }
     # ORD-1 stays although its line was quarantined (docs/csv_contract.md).
-    assert _rows(migrated_db, "select order_id from production.orders order by 1") == [("ORD-1",), ("ORD-3",)]
+    assert rows(migrated_db, "select order_id from production.orders order by 1") == [("ORD-1",), ("ORD-3",)]
 
 
 def test_clean_exact_duplicates_collapse_and_are_counted(migrated_db, batch):
@@ -223,7 +199,7 @@ def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_pa
     for defect in (d for d in manifest["defects"] if d["outcome"] == "repaired"):
         table, key = defect["table"], defect["key"]
         columns = ", ".join(defect["expected"])
-        got = _rows(
+        got = rows(
             migrated_db, f"select {columns} from production.{table} where {contract.key_column(table)} = %s", key
         )
         assert got == [tuple(defect["expected"].values())], defect
@@ -254,7 +230,7 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
         (day2 / contract.file_name(table)).write_text(
             (batch / contract.file_name(table)).read_text().splitlines()[0] + "\n"
         )
-    _edit(
+    edit(
         day2,
         "customers",
         "CUST-2",
@@ -267,7 +243,7 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
         updated_at="2025-03-02T07:00:00",
         country="US",
     )
-    _edit(
+    edit(
         day2,
         "orders",
         "ORD-2",
@@ -281,19 +257,19 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
     )
     counts = _stage_and_clean(migrated_db, batch.parent, run_id="r2").set_index("table")
     assert counts.loc["customers", "updated"] == 1 and counts.loc["orders", "updated"] == 1
-    assert _rows(migrated_db, "select city, batch_id from production.customers where customer_id = 'CUST-2'") == [
+    assert rows(migrated_db, "select city, batch_id from production.customers where customer_id = 'CUST-2'") == [
         ("Salem", "2025-03-02")
     ]
 
     day3 = batch.parent / "2025-03-03"
     shutil.copytree(day2, day3)
     # A late, older status row must not win; an identical repeat changes nothing.
-    _edit(day3, "orders", "ORD-2", status="processing", updated_at="2025-03-01T12:00:00")
+    edit(day3, "orders", "ORD-2", status="processing", updated_at="2025-03-01T12:00:00")
     counts = _stage_and_clean(migrated_db, batch.parent, run_id="r3").set_index("table")
     assert counts.loc["orders", "stale"] == 1
     assert counts.loc["customers", "unchanged"] == 1
-    assert _rows(migrated_db, "select status from production.orders where order_id = 'ORD-2'") == [("delivered",)]
-    log = _rows(
+    assert rows(migrated_db, "select status from production.orders where order_id = 'ORD-2'") == [("delivered",)]
+    log = rows(
         migrated_db,
         "select batch_id, table_name, staged, inserted + updated + unchanged + stale + "
         "duplicates + quarantined from production.clean_log order by 1, 2",
@@ -305,7 +281,7 @@ def test_clean_changed_order_line_is_quarantined(migrated_db, batch):
     _stage_and_clean(migrated_db, batch.parent)
     day2 = batch.parent / "2025-03-02"
     shutil.copytree(batch, day2)
-    _edit(day2, "order_items", "ITEM-1", quantity="3", line_total="269.70")
+    edit(day2, "order_items", "ITEM-1", quantity="3", line_total="269.70")
     _stage_and_clean(migrated_db, batch.parent, run_id="r2")
     assert _quarantine(migrated_db)[("order_items", "ITEM-1")] == ["ITEM_CHANGED"]
 
@@ -329,7 +305,7 @@ def test_clean_failure_leaves_no_half_written_batch(migrated_db, batch, monkeypa
     with pytest.raises(RuntimeError, match="went away"):
         clean.clean(migrated_db, "r1", PARAMS)
     for table in ("customers", "products", "orders", "quarantine", "clean_log"):
-        assert _rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
+        assert rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
     monkeypatch.setattr(clean.db, "run_sql_file", real)
     assert clean.clean(migrated_db, "r2", PARAMS)["inserted"].sum() == 11
 
@@ -344,18 +320,18 @@ def test_clean_failing_slice_stops_the_batch_before_production(migrated_db, batc
     with pytest.raises(RuntimeError, match="slice lost"):
         clean.clean(migrated_db, "r1", SLICED)
     for table in ("customers", "orders", "order_items", "quarantine", "clean_log"):
-        assert _rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
+        assert rows(migrated_db, f"select count(*) from production.{table}") == [(0,)]
     monkeypatch.setattr(clean.db, "run_sql_file", real)
     counts = clean.clean(migrated_db, "r2", SLICED)
     assert counts["inserted"].sum() == 11
     # (Had a row been typed by two slices, or by none, the reconciled counts would have stopped the batch.)
     # The work tables are emptied after the stage.
-    assert _rows(migrated_db, "select count(*) from work.orders_rows") == [(0,)]
+    assert rows(migrated_db, "select count(*) from work.orders_rows") == [(0,)]
 
 
 def test_clean_log_refuses_counts_that_do_not_add_up(migrated_db):
     with pytest.raises(psycopg.errors.CheckViolation):
-        _rows(migrated_db, "insert into production.clean_log values ('b', 'orders', 10, 5, 0, 0, 0, 0, 4, 'r', now())")
+        rows(migrated_db, "insert into production.clean_log values ('b', 'orders', 10, 5, 0, 0, 0, 0, 4, 'r', now())")
 
 
 def test_squish_trims_white_space_and_never_a_letter(migrated_db):

@@ -6,11 +6,11 @@ invariants checked after every night; customers move, prices change and orders c
 
 import psycopg
 import pytest
-from test_warehouse import _assert_invariants, _comparable, _load
 
 from ecom_pipeline import db, migrations
 from ecom_pipeline.params import GenerateParams
 from ecom_pipeline.stages import generate
+from layers import PRODUCTION, assert_invariants, comparable_warehouse, load, production
 
 pytestmark = pytest.mark.slow  # whole-pipeline runs: the full suite, not the everyday loop
 
@@ -27,27 +27,6 @@ STORE = GenerateParams(
     new_customers_per_day=4,
 )
 
-PRODUCTION = {
-    "customers": "select customer_id, first_name, last_name, email, phone, address, city, state, country, "
-    "registration_date, updated_at, batch_id from production.customers order by 1",
-    "products": "select product_id, product_name, category, sub_category, brand, price, cost, stock_quantity, "
-    "profit_margin, price_band, updated_at, batch_id from production.products order by 1",
-    "orders": "select order_id, customer_id, order_date, status, payment_method, shipping_address, total_amount, "
-    "updated_at, batch_id from production.orders order by 1",
-    "order_items": "select order_item_id, order_id, product_id, quantity, unit_price, discount_percentage, "
-    "line_total, batch_id from production.order_items order by 1",
-    "quarantine": "select batch_id, source_table, natural_key, reasons from production.quarantine order by 1, 2, 3, 4",
-    # By their keys: "order by 1, 2" sorted versions by name, leaving a product's versions of the same name
-    # in whatever order the plan read them (a seq scan, or the primary key after autovacuum's analyze).
-    "customer_changes": "select * from production.customer_changes order by customer_id, updated_at",
-    "product_changes": "select * from production.product_changes order by product_id, updated_at",
-}
-
-
-def _production(url: str) -> dict[str, list[tuple]]:
-    with psycopg.connect(url) as conn:
-        return {name: conn.execute(query).fetchall() for name, query in PRODUCTION.items()}
-
 
 def test_fourteen_nights_one_by_one_equal_one_run_over_the_same_days(server_url, tmp_path):
     raw = tmp_path / "raw"
@@ -56,10 +35,10 @@ def test_fourteen_nights_one_by_one_equal_one_run_over_the_same_days(server_url,
         for url in (nightly, at_once):
             migrations.ensure_migrated(url)
         for night, folder in enumerate(batches):
-            _load(nightly, folder, run_id=f"night{night:02}")
-            _assert_invariants(nightly)
-        _load(at_once, raw, run_id="all")
-        _assert_invariants(at_once)
+            load(nightly, folder, run_id=f"night{night:02}")
+            assert_invariants(nightly)
+        load(at_once, raw, run_id="all")
+        assert_invariants(at_once)
 
         with psycopg.connect(nightly) as conn:  # the history really moved along the way
             moved = conn.execute(
@@ -74,9 +53,9 @@ def test_fourteen_nights_one_by_one_equal_one_run_over_the_same_days(server_url,
             ).fetchone()[0]
         assert moved > 10 and repriced > 5 and restated > 20
 
-        production_nightly, production_at_once = _production(nightly), _production(at_once)
+        production_nightly, production_at_once = production(nightly), production(at_once)
         for table in PRODUCTION:
             assert production_nightly[table] == production_at_once[table], table
-        warehouse_nightly, warehouse_at_once = _comparable(nightly), _comparable(at_once)
+        warehouse_nightly, warehouse_at_once = comparable_warehouse(nightly), comparable_warehouse(at_once)
         for table in warehouse_at_once:
             assert warehouse_nightly[table] == warehouse_at_once[table], table

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from test_warehouse import _assert_invariants, _comparable
 
 from ecom_pipeline import contract, db, migrations
 from ecom_pipeline.params import CleanParams, IngestParams, WarehouseParams
 from ecom_pipeline.stages import clean, ingest, warehouse
 from helpers import HANDWRITTEN_BATCH
+from layers import assert_invariants, comparable_warehouse
 
 LATE = {"customers": {"CUST-3"}, "orders": {"ORD-2"}}  # keys that arrive on day 2
 
@@ -86,12 +86,12 @@ def test_late_parents_release_their_rows_and_equal_one_batch(server_url, days):
             ("orders", "ORD-3", ["ORPHAN_CUSTOMER"]),
         ]
         _load(nightly, late / "2025-03-02")
-        _assert_invariants(nightly)
+        assert_invariants(nightly)
         _load(at_once, once)
 
         assert _all(nightly, "select count(*) from production.quarantine") == [(0,)]
         assert _production(nightly) == _production(at_once)
-        assert _comparable(nightly) == _comparable(at_once)
+        assert comparable_warehouse(nightly) == comparable_warehouse(at_once)
         # Day 1 still accounts for every row it staged: the released ones are counted as such ...
         assert _all(
             nightly,

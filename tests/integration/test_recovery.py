@@ -17,12 +17,11 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-from test_incremental import _production
-from test_warehouse import _comparable
 
 from ecom_pipeline import db
 from ecom_pipeline.stages import STAGE_NAMES
 from helpers import REPO
+from layers import comparable_warehouse, production
 
 pytestmark = pytest.mark.slow
 RUN_ID = "interrupted"
@@ -64,7 +63,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def _result(url: str) -> tuple[dict, dict]:
-    return _production(url), _comparable(url)
+    return production(url), comparable_warehouse(url)
 
 
 @pytest.fixture(scope="module")

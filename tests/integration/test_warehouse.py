@@ -4,12 +4,12 @@ import shutil
 from pathlib import Path
 
 import psycopg
-from test_clean import _edit
 
 from ecom_pipeline import contract, db, migrations
-from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams, WarehouseParams
-from ecom_pipeline.stages import clean, generate, ingest, warehouse
+from ecom_pipeline.params import GenerateParams, WarehouseParams
+from ecom_pipeline.stages import generate, warehouse
 from helpers import HANDWRITTEN_BATCH
+from layers import assert_invariants, comparable_warehouse, edit, load, rows
 
 SMALL = GenerateParams(
     orders=600,
@@ -23,79 +23,22 @@ SMALL = GenerateParams(
 )
 
 
-def _load(url: str, source: Path, run_id: str = "r1") -> dict:
-    ingest.ingest(source, run_id, IngestParams(), url)
-    clean.clean(url, run_id, CleanParams())
-    return warehouse.load(url, run_id, WarehouseParams())
-
-
-def _rows(url: str, sql: str, *args) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-def _assert_invariants(url: str) -> None:
-    recon = warehouse.reconciliation(url).set_index("source")
-    for column in ("revenue", "quantity", "profit"):
-        values = recon[column].dropna()
-        assert values.nunique() == 1, recon  # to the cent: numeric values compared exactly
-    assert _rows(url, "select count(*) from warehouse.fact_sales where customer_key = -1 or product_key = -1") == [(0,)]
-    overlaps = _rows(
-        url,
-        """
-        select a.customer_id from warehouse.dim_customer a join warehouse.dim_customer b
-          on a.customer_id = b.customer_id and a.customer_key < b.customer_key
-         and a.valid_from < b.valid_to and b.valid_from < a.valid_to
-        union all
-        select a.product_id from warehouse.dim_product a join warehouse.dim_product b
-          on a.product_id = b.product_id and a.product_key < b.product_key
-         and a.valid_from < b.valid_to and b.valid_from < a.valid_to""",
-    )
-    assert overlaps == []
-    assert _rows(
-        url,
-        "select count(*) from (select customer_id from warehouse.dim_customer group by 1 "
-        "having count(*) filter (where is_current) <> 1) x",
-    ) == [(0,)]
-    # Every fact points at the version valid at its order's time.
-    assert _rows(
-        url,
-        """
-        select count(*) from warehouse.fact_sales f
-        join warehouse.dim_customer c on c.customer_key = f.customer_key
-        join warehouse.dim_product p on p.product_key = f.product_key
-        where not (f.order_ts >= c.valid_from and f.order_ts < c.valid_to
-                   and f.order_ts >= p.valid_from and f.order_ts < p.valid_to)""",
-    ) == [(0,)]
-    # Facts match production line for line (status included).
-    assert _rows(
-        url,
-        """
-        select count(*) from production.order_items i
-        join production.orders o on o.order_id = i.order_id
-        full join (warehouse.fact_sales f join warehouse.dim_status s on s.status_key = f.status_key)
-          on f.order_item_id = i.order_item_id
-        where f.order_item_id is null or i.order_item_id is null or s.status <> o.status
-           or f.line_total <> i.line_total""",
-    ) == [(0,)]
-
-
 def test_warehouse_generated_days_hold_every_invariant(migrated_db, tmp_path):
     raw = tmp_path / "raw"
     for _ in range(3):
         generate.generate_next_batch(SMALL, raw)
-        _load(migrated_db, raw)
-        _assert_invariants(migrated_db)
-    moved = _rows(migrated_db, "select count(distinct customer_id) from warehouse.dim_customer where not is_current")
+        load(migrated_db, raw)
+        assert_invariants(migrated_db)
+    moved = rows(migrated_db, "select count(distinct customer_id) from warehouse.dim_customer where not is_current")
     assert moved[0][0] > 0
-    log = _rows(migrated_db, "select batch_id from warehouse.load_log order by 1")
+    log = rows(migrated_db, "select batch_id from warehouse.load_log order by 1")
     assert [r[0] for r in log] == ["2025-01-30", "2025-01-31", "2025-02-01"]
 
 
 def test_warehouse_rerun_changes_nothing(migrated_db, tmp_path):
     raw = tmp_path / "raw"
     generate.generate_next_batch(SMALL, raw)
-    _load(migrated_db, raw)
+    load(migrated_db, raw)
     tables = [
         "dim_date",
         "dim_customer",
@@ -104,49 +47,16 @@ def test_warehouse_rerun_changes_nothing(migrated_db, tmp_path):
         "agg_product_performance",
         "agg_customer_metrics",
     ]
-    before = {t: _rows(migrated_db, f"select * from warehouse.{t} order by 1") for t in tables}
+    before = {t: rows(migrated_db, f"select * from warehouse.{t} order by 1") for t in tables}
     facts = "select order_item_id, customer_key, product_key, status_key, line_total, profit from warehouse.fact_sales"
-    before["facts"] = _rows(migrated_db, facts + " order by 1")
+    before["facts"] = rows(migrated_db, facts + " order by 1")
     assert warehouse.load(migrated_db, "r2", WarehouseParams())["batches"] == []
     with psycopg.connect(migrated_db) as conn:  # force the batch to be loaded again
         conn.execute("delete from warehouse.load_log")
     assert warehouse.load(migrated_db, "r3", WarehouseParams())["batches"] == ["2025-01-30"]
-    after = {t: _rows(migrated_db, f"select * from warehouse.{t} order by 1") for t in tables}
-    after["facts"] = _rows(migrated_db, facts + " order by 1")
+    after = {t: rows(migrated_db, f"select * from warehouse.{t} order by 1") for t in tables}
+    after["facts"] = rows(migrated_db, facts + " order by 1")
     assert after == before
-
-
-def _comparable(url: str) -> dict[str, list[tuple]]:
-    """The warehouse without surrogate key values and load timestamps."""
-    return {
-        "dim_customer": _rows(
-            url,
-            "select customer_id, full_name, email, city, state, segment, valid_from, valid_to, "
-            "is_current from warehouse.dim_customer order by 1, valid_from",
-        ),
-        "dim_product": _rows(
-            url,
-            "select product_id, product_name, category, price, cost, price_band, valid_from, "
-            "valid_to, is_current from warehouse.dim_product order by 1, valid_from",
-        ),
-        "fact_sales": _rows(
-            url,
-            """
-            select f.order_item_id, f.order_id, f.date_key, c.customer_id, c.valid_from, p.product_id, p.valid_from,
-                   s.status, m.payment_method, f.quantity, f.unit_price, f.discount_amount, f.line_total,
-                   f.cost_amount, f.profit
-            from warehouse.fact_sales f
-            join warehouse.dim_customer c on c.customer_key = f.customer_key
-            join warehouse.dim_product p on p.product_key = f.product_key
-            join warehouse.dim_status s on s.status_key = f.status_key
-            join warehouse.dim_payment_method m on m.payment_method_key = f.payment_method_key
-            order by 1""",
-        ),
-        **{
-            t: _rows(url, f"select * from warehouse.{t} order by 1")
-            for t in ("dim_date", "agg_daily_sales", "agg_product_performance", "agg_customer_metrics")
-        },
-    }
 
 
 def test_warehouse_incremental_equals_full(server_url, tmp_path):
@@ -158,12 +68,12 @@ def test_warehouse_incremental_equals_full(server_url, tmp_path):
         for url in (one_by_one, all_at_once):
             migrations.ensure_migrated(url)
         for i, folder in enumerate(batches):
-            _load(one_by_one, folder, run_id=f"day{i}")
-        _load(all_at_once, raw)
-        incremental, full = _comparable(one_by_one), _comparable(all_at_once)
+            load(one_by_one, folder, run_id=f"day{i}")
+        load(all_at_once, raw)
+        incremental, full = comparable_warehouse(one_by_one), comparable_warehouse(all_at_once)
         for table in full:
             assert incremental[table] == full[table], table
-        _assert_invariants(all_at_once)
+        assert_invariants(all_at_once)
 
 
 def test_warehouse_handwritten_history(migrated_db, tmp_path):
@@ -171,7 +81,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
     root = tmp_path / "in"
     day1 = root / "2025-03-01"
     shutil.copytree(HANDWRITTEN_BATCH, day1)
-    _load(migrated_db, root)
+    load(migrated_db, root)
 
     def next_day(name: str) -> Path:
         folder = root / name
@@ -190,8 +100,8 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         registration_date="2024-11-02",
     )
     day2 = next_day("2025-03-02")
-    _edit(day2, "customers", "CUST-1", city="Chicago", updated_at="2025-03-02T06:00:00", **customer)
-    _edit(
+    edit(day2, "customers", "CUST-1", city="Chicago", updated_at="2025-03-02T06:00:00", **customer)
+    edit(
         day2,
         "products",
         "SKU-A",
@@ -201,7 +111,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         cost="52.00",
         updated_at="2025-03-02T00:00:00",
     )
-    _edit(
+    edit(
         day2,
         "orders",
         "ORD-4",
@@ -212,7 +122,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         total_amount="99.90",
         updated_at="2025-03-02T12:00:00",
     )
-    _edit(
+    edit(
         day2,
         "order_items",
         "ITEM-4",
@@ -223,10 +133,10 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         discount_percentage="0",
         line_total="99.90",
     )
-    _load(migrated_db, root, run_id="r2")
+    load(migrated_db, root, run_id="r2")
 
     day3 = next_day("2025-03-03")
-    _edit(
+    edit(
         day3,
         "customers",
         "CUST-1",
@@ -235,7 +145,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         updated_at="2025-03-03T06:00:00",
         **{k: v for k, v in customer.items() if k != "state"},
     )
-    _edit(
+    edit(
         day3,
         "orders",
         "ORD-1",
@@ -246,9 +156,9 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         total_amount="179.80",
         updated_at="2025-03-03T09:00:00",
     )
-    _load(migrated_db, root, run_id="r3")
+    load(migrated_db, root, run_id="r3")
 
-    versions = _rows(
+    versions = rows(
         migrated_db,
         "select city, segment, valid_from::date::text, valid_to::date::text, is_current "
         "from warehouse.dim_customer where customer_id = 'CUST-1' order by valid_from",
@@ -258,7 +168,7 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         ("Chicago", "Midwest", "2025-03-02", "2025-03-03", False),
         ("Denver", "West", "2025-03-03", "9999-12-31", True),
     ]
-    points = _rows(
+    points = rows(
         migrated_db,
         """
         select f.order_id, c.city, p.price, s.status from warehouse.fact_sales f
@@ -272,23 +182,23 @@ def test_warehouse_handwritten_history(migrated_db, tmp_path):
         ("ORD-1", "Springfield", 89.90, "cancelled"),
         ("ORD-4", "Chicago", 99.90, "delivered"),
     ]
-    daily = _rows(
+    daily = rows(
         migrated_db,
         "select full_date::text, revenue, cancelled_orders from warehouse.agg_daily_sales "
         "where full_date = '2025-02-27'",
     )
     assert daily == [("2025-02-27", 0, 1)]  # the cancellation took the day's revenue out
-    _assert_invariants(migrated_db)
+    assert_invariants(migrated_db)
 
 
 def test_warehouse_dim_date_calendar(migrated_db, tmp_path):
     root = tmp_path / "in"
     shutil.copytree(HANDWRITTEN_BATCH, root / "2025-03-01")
-    _load(migrated_db, root)
-    span = _rows(migrated_db, "select min(full_date)::text, max(full_date)::text, count(*) from warehouse.dim_date")
+    load(migrated_db, root)
+    span = rows(migrated_db, "select min(full_date)::text, max(full_date)::text, count(*) from warehouse.dim_date")
     assert span == [("2025-02-27", "2026-03-01", 368)]  # first order to last order + 365 days
     days = dict(
-        _rows(
+        rows(
             migrated_db,
             "select full_date::text, (day_name, is_weekend, is_holiday, holiday_name, "
             "iso_week, quarter)::text from warehouse.dim_date "
