@@ -112,8 +112,14 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
     try:
-        proc = psutil.Process(pid)
-        return proc.name() == "postgres" and str(pgdata) in " ".join(proc.cmdline())
+        return _is_postgres(pid) and str(pgdata) in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).name() == "postgres"
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -135,6 +141,8 @@ def remove_stale_postmaster_pid(pgdata: Path) -> bool:
         pid = -1
     if pid > 0 and _is_postmaster_of(pid, pgdata):
         return False
+    if pid < 0 and _is_postgres(-pid):
+        return False  # a standalone backend (initdb's bootstrap, single-user mode) writes its pid negated
     pidfile.unlink()
     for socket_file in pgdata.glob(".s.PGSQL.*"):
         socket_file.unlink(missing_ok=True)

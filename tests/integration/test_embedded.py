@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,22 @@ def test_prune_dead_handles_keeps_live_ones(tmp_path):
 
 def test_remove_stale_postmaster_pid_ignores_missing_file(tmp_path):
     assert embedded.remove_stale_postmaster_pid(tmp_path) is False
+
+
+def test_a_standalone_backend_s_negated_pid_is_kept_while_it_runs(tmp_path):
+    """initdb's bootstrap backend writes its pid negated: while it runs, the folder is in use."""
+    backend_binary = tmp_path / "postgres"  # a process named as PostgreSQL's is
+    shutil.copy("/bin/sleep", backend_binary)
+    pidfile = tmp_path / "postmaster.pid"
+    with subprocess.Popen([str(backend_binary), "30"]) as backend:
+        try:
+            pidfile.write_text(f"-{backend.pid}\n{tmp_path}\n")
+            assert embedded.remove_stale_postmaster_pid(tmp_path) is False
+            assert pidfile.exists()
+        finally:
+            backend.kill()
+    assert embedded.remove_stale_postmaster_pid(tmp_path) is True  # ended: the file is stale
+    assert not pidfile.exists()
 
 
 def test_pgserver_import_survives_warnings_as_errors():
