@@ -8,7 +8,6 @@ interrupted (the ``uninterrupted`` fixture, imported by each test module).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ecom_pipeline import db
-from helpers import REPO
+from helpers import REPO, run_pipeline
 from layers import comparable_warehouse, production
 
 RUN_ID = "interrupted"
@@ -50,7 +49,7 @@ def wait_for_stage(summary: Path, stage: str, proc: subprocess.Popen, timeout: f
 
 
 def finish(env: dict[str, str]) -> None:
-    """Resume the interrupted run once more, to its end."""
+    """Resume the interrupted run once more, to its end (in exactly ``env``: a test may take a name out of it)."""
     done = subprocess.run(
         [sys.executable, str(REPO / "run_all.py"), "--resume", RUN_ID],
         cwd=REPO,
@@ -71,14 +70,8 @@ def uninterrupted(server_url, tmp_path_factory):
     """Production and warehouse after a run that nothing interrupted."""
     outputs = tmp_path_factory.mktemp("reference")
     with db.scratch_database(server_url, "reference") as url:
-        env = {**os.environ, "CI": "true", "DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)}
-        done = subprocess.run(
-            [sys.executable, str(REPO / "run_all.py"), "--params", "params/small.yaml"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        done = run_pipeline(
+            "--params", "params/small.yaml", env={"DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)}
         )
         assert done.returncode == 0, done.stderr
         yield result(url)
