@@ -71,6 +71,9 @@ _server: kernel_server.KernelServer | None = None
 def forked() -> Iterator[None]:
     """Within: kernels are forks of one server that has imported the project (see :mod:`kernel_server`)."""
     global _server
+    if not hasattr(os, "fork"):  # Windows: kernels start the usual way
+        yield
+        return
     _server = kernel_server.KernelServer()
     import papermill  # noqa: F401  (1.4 s, while the server imports: every stage's notebook needs it)
 
