@@ -1,9 +1,10 @@
-"""Notebook kernels for the stages: started one stage ahead, so no stage waits for its kernel to boot.
+"""Notebook kernels for the stages: started ahead, so no stage waits for its kernel to boot.
 
 Each stage's notebook still runs in a kernel of its own and stays its own
-record; only the start moves: while stage *n* runs, the kernel of stage
-*n + 1* is already booting and importing the project (about 1.5 s a stage
-on a small run, hidden behind the stage before it).
+record; only the start moves: while stage *n* runs, the kernels of the next
+stages (``orchestrator.KERNELS_AHEAD``) are already starting. Within
+:func:`forked` they are forks of the run's kernel server, which has imported
+the project once; otherwise each boots and imports the project itself.
 """
 
 from __future__ import annotations

@@ -291,8 +291,8 @@ def execute_run(plan: RunPlan, url: str) -> int:
     """Run the planned stages under the pipeline lock; return the process exit code."""
     recorder = runs.RunRecorder(plan.run_id, plan.stages, plan.params_source, db.describe(url))
     progress = Progress(plan.stages)
-    # The first stage's kernel boots while the lock is taken and the migrations are checked; each later
-    # stage's while the stage before it runs.
+    # The first stages' kernels start while the lock is taken and the migrations are checked; each later
+    # stage's while the stages before it run (KERNELS_AHEAD).
     status, error = "failed", "interrupted"
     with kernels.forked():
         upcoming: dict[int, kernels.Kernel] = {}  # by stage index, until the stage takes its kernel
