@@ -6,7 +6,8 @@ once, at the start of a run; each stage's kernel is then a fork of it that start
 with those modules already loaded. It is still a process of its own, in a session of its own, started
 with the command, folder and environment jupyter_client gives it, and it still ends when its parent
 does: the server ends when the run closes the server's input (or dies), and a kernel whose parent is
-gone stops itself within a second (ipykernel's parent poller).
+gone is killed by the system (Linux's parent-death signal) or, elsewhere, stops itself within a second
+(ipykernel's parent poller).
 
 ``python -m ecom_pipeline.kernel_server`` reads one request a line on its standard input (JSON:
 ``argv``, ``cwd``, ``env``) and answers each with the new kernel's pid on its standard output.
@@ -15,6 +16,7 @@ gone stops itself within a second (ipykernel's parent poller).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib
 import json
@@ -38,6 +40,7 @@ from ecom_pipeline.stages import STAGES
 PRELOAD_FIRST = ("ipykernel.kernelapp", "ipykernel.ipkernel", "pandas", "ecom_pipeline.params", "ecom_pipeline.db")
 PRELOAD_NEXT = tuple(stage.module for stage in STAGES)
 LAUNCHER = ["-m", "ipykernel_launcher"]  # the kernel command this server can stand in for, after the interpreter
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
 
 
 def serves(cmd: list[str]) -> bool:
@@ -193,12 +196,14 @@ def serve() -> None:
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # what anything prints goes to the run's stderr, never into the answers
     requests = _Requests(sys.stdin.fileno())
+    server = os.getpid()
 
     def fork(request: dict[str, Any]) -> None:
         pid = os.fork()
         if pid == 0:
+            _end_with(server)
             answers.close()  # the run must see the end of the answers when the server ends, kernels or not
-            _run_kernel(request)  # raises SystemExit when the kernel ends
+            _run_kernel(request, server)  # raises SystemExit when the kernel ends
         answers.write(f"{pid}\n")
         answers.flush()
 
@@ -246,7 +251,21 @@ class _Requests:
             yield json.loads(line)
 
 
-def _run_kernel(request: dict[str, Any]) -> None:
+def _end_with(parent: int) -> None:
+    """In the fork: make sure the kernel ends when ``parent``, the server, does, even if it already has.
+
+    ipykernel's parent poller starts only once the kernel has started, a second or more after the fork, and
+    if the parent is gone by then it waits for the kernel's parent to become process 1, which under a
+    subreaper (a container's init, a service manager) never happens. On Linux the system kills the kernel
+    the moment its parent ends; a fork whose parent ended before that was asked for ends itself at once.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _run_kernel(request: dict[str, Any], parent: int) -> None:
     """In the fork: become the kernel ``request`` asks for, as ``python -m ipykernel_launcher ARGS`` would."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -258,9 +277,10 @@ def _run_kernel(request: dict[str, Any]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    # The kernel stops when its parent, the server, is gone. ipykernel reads JPY_PARENT_PID when it is imported
-    # (in the server, before any kernel was asked for), so the parent is given as an argument too.
-    os.environ["JPY_PARENT_PID"] = parent = str(os.getppid())
+    # Where there is no parent-death signal, ipykernel's poller stops the kernel once the server is gone. It reads
+    # JPY_PARENT_PID when it is imported (in the server, before any kernel was asked for), so the parent is given
+    # as an argument too.
+    os.environ["JPY_PARENT_PID"] = str(parent)
     sys.argv = ["ipykernel_launcher", *request["argv"][len(LAUNCHER) + 1 :], f"--IPKernelApp.parent_handle={parent}"]
     from ipykernel import kernelapp
 

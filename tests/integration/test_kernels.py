@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -108,6 +109,40 @@ def test_kernels_stop_when_the_server_dies():
             assert _ask(fallback, REPORT)["ppid"] == os.getpid()
         finally:
             _stop(fallback)
+
+
+# Under a subreaper (a container's init, a service manager), an orphan's new parent is not process 1, so
+# ipykernel's poller, started once the kernel has started, would watch the subreaper and never stop the kernel.
+ORPHANED_IN_ITS_FIRST_MOMENT = """
+import ctypes, json, os, signal, sys, time
+from ecom_pipeline.kernel_server import KernelServer
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphans of this process's children become its own
+server = KernelServer()
+kernel = server.fork([sys.executable, "-m", "ipykernel_launcher", "-f", sys.argv[1]], os.getcwd(), dict(os.environ))
+pid = kernel.pid  # the server answers with the pid at once after the fork, before the kernel has started
+server.process.send_signal(signal.SIGKILL)
+server.process.wait()
+deadline = time.monotonic() + 15
+while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+    time.sleep(0.05)
+stopped = time.monotonic() < deadline
+if not stopped:
+    os.kill(pid, signal.SIGKILL)
+print(json.dumps({"stopped": stopped}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers and parent-death signals are Linux's")
+def test_a_kernel_orphaned_as_it_starts_stops_under_a_subreaper(tmp_path):
+    """The run killed while a kernel is being forked (the moment a stage starts, a kernel is started ahead)."""
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHANED_IN_ITS_FIRST_MOMENT, str(tmp_path / "kernel.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {"stopped": True}
 
 
 @pytest.mark.parametrize(
