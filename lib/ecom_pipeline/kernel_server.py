@@ -282,6 +282,9 @@ def _run_kernel(request: dict[str, Any], parent: int) -> None:
     # as an argument too.
     os.environ["JPY_PARENT_PID"] = str(parent)
     sys.argv = ["ipykernel_launcher", *request["argv"][len(LAUNCHER) + 1 :], f"--IPKernelApp.parent_handle={parent}"]
+    # pandas chose its display for a terminal when the server imported it (as many columns as the terminal is
+    # wide); in a kernel it shows 20, and the executed notebooks must read as they would from any kernel.
+    sys.modules["pandas"].set_option("display.max_columns", 20)
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

@@ -18,7 +18,8 @@ from ecom_pipeline import config, kernel_server, kernels
 
 REPORT = (
     "import json, os, sys; print(json.dumps({'ppid': os.getppid(), 'cwd': os.getcwd(), 'sid': os.getsid(0), "
-    "'probe': os.environ.get('KERNEL_PROBE'), 'preloaded': sorted({'pandas', 'ecom_pipeline.db'} & set(sys.modules))}))"
+    "'probe': os.environ.get('KERNEL_PROBE'), 'preloaded': sorted({'pandas', 'ecom_pipeline.db'} & set(sys.modules)), "
+    "'max_columns': sys.modules['pandas'].get_option('display.max_columns')}))"
 )
 
 
@@ -65,6 +66,7 @@ def test_a_kernel_is_a_fork_of_the_server_with_the_run_s_folder_and_environment(
         assert seen["cwd"] == str(tmp_path)
         assert seen["probe"] == "as the run has it now"  # the environment of the launch, not the server's
         assert seen["sid"] != os.getsid(0)  # a session of its own, as jupyter_client starts kernels
+        assert seen["max_columns"] == 20  # pandas shows frames as in any kernel, not as in the server's terminal
         server_process = server.process
     assert server_process.poll() == 0  # the server ends with the run's kernels
 
