@@ -279,11 +279,76 @@ def order_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
     return _layout(fig, "Average order value and buying customers per month")
 
 
+def forecast(frames: dict[str, pd.DataFrame]) -> go.Figure:
+    """The last 16 weeks and the next days' forecast with its 80% interval, revenue above and orders below;
+    each panel's title gives the forecast's error on the backtest beside the seasonal-naive one."""
+    days, ahead, tested = frames["daily_sales"].tail(16 * 7), frames["forecast"], frames["forecast_backtest"]
+    titles = []
+    for metric in ("revenue", "orders"):
+        score = ""
+        for _, row in tested[(tested["metric"] == metric) & (tested["days"] > 0)].iterrows():
+            score = f" · last {row['days'] // 7} weeks' error {row['mae']:,.0f} a day (naive {row['naive_mae']:,.0f})"
+        titles.append(metric.capitalize() + score)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=titles)
+    for row, metric in enumerate(("revenue", "orders"), start=1):
+        own = ahead[ahead["metric"] == metric]
+        first = row == 1
+        fig.add_scatter(
+            x=days["full_date"],
+            y=days[metric],
+            mode="lines",
+            name="Actual",
+            line=dict(color=PALETTE[0]),
+            legendgroup="actual",
+            showlegend=first,
+            row=row,
+            col=1,
+        )
+        fig.add_scatter(
+            x=own["date"],
+            y=own["upper"],
+            mode="lines",
+            line=dict(width=0),
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup="interval",
+            row=row,
+            col=1,
+        )
+        fig.add_scatter(
+            x=own["date"],
+            y=own["lower"],
+            mode="lines",
+            line=dict(width=0),
+            fill="tonexty",
+            fillcolor="rgba(224,123,57,0.2)",
+            name="80% interval",
+            legendgroup="interval",
+            showlegend=first,
+            row=row,
+            col=1,
+        )
+        fig.add_scatter(
+            x=own["date"],
+            y=own["forecast"],
+            mode="lines",
+            name="Forecast",
+            line=dict(color=PALETTE[1], dash="dot"),
+            legendgroup="forecast",
+            showlegend=first,
+            row=row,
+            col=1,
+        )
+    _layout(fig, "Forecast: the next 30 days", height=520)
+    fig.update_layout(margin=dict(t=80))
+    return fig
+
+
 CHARTS = {
     "executive": (monthly_trend, categories, payment_mix, regions),
     "products": (top_products, profitability, discounts),
     "customers": (spend_bands, rfm, pareto, cohorts, lifetime_value),
-    "trends": (daily_revenue, weekdays, seasonality, order_value),
+    "trends": (daily_revenue, forecast, weekdays, seasonality, order_value),
 }
 
 STYLE = """

@@ -3,7 +3,8 @@
 Each analysis is one SQL file under ``sql/analytics/``; its result is saved as
 CSV in the run's ``analytics/`` folder. Insights are sentences computed from
 those results (never fixed text), each with the values behind it, and go into
-``analytics_summary.json`` with the headline figures. The dashboard
+``analytics_summary.json`` with the headline figures. The next 30 days of revenue and orders are
+forecast from the daily history (:mod:`ecom_pipeline.forecast`), beside the forecast's backtest. The dashboard
 (:mod:`ecom_pipeline.dashboard`) shows them; the warehouse is also exported
 to CSV and Parquet for BI tools that cannot reach PostgreSQL.
 
@@ -28,7 +29,7 @@ import psycopg
 import sqlalchemy  # noqa: F401  (for session.frames: loaded with this module, ahead of the stage)
 from psycopg.types.numeric import FloatLoader
 
-from ecom_pipeline import config, db, runs, tables
+from ecom_pipeline import config, db, forecast, runs, tables
 from ecom_pipeline.params import AnalyticsParams
 from ecom_pipeline.stages import session
 
@@ -68,6 +69,7 @@ class Analytics:
     frames: dict[str, pd.DataFrame]
     insights: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    forecast_accuracy: dict[str, Any] = field(default_factory=dict)  # per metric, see forecast.backtest
 
 
 # -- analyses ------------------------------------------------------------------
@@ -101,7 +103,12 @@ def run_analyses(
         if imported is not None:
             imported.wait(SNAPSHOT_WAIT_S)
         conn.rollback()  # the working tables go with the transaction
-    return Analytics(_json_ready(kpis), frames, insights(kpis, frames), timings)
+    started = time.perf_counter()
+    ahead = forecast.forecast_daily(frames["daily_sales"])
+    frames["forecast"], frames["forecast_backtest"] = ahead.frame, ahead.backtest_frame()
+    timings["forecast"] = round(time.perf_counter() - started, 3)
+    accuracy = _json_ready(ahead.accuracy)
+    return Analytics(_json_ready(kpis), frames, insights(kpis, frames, accuracy), timings, accuracy)
 
 
 # -- insights --------------------------------------------------------------------
@@ -289,11 +296,34 @@ INSIGHTS: tuple[Callable[[dict[str, Any], dict[str, pd.DataFrame]], dict[str, An
 )
 
 
-def insights(kpis: dict[str, Any], frames: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def forecast_insight(frames: dict[str, pd.DataFrame], accuracy: dict[str, Any]) -> dict[str, Any] | None:
+    ahead = frames.get("forecast")
+    if ahead is None or ahead.empty:
+        return None
+    revenue = ahead[ahead["metric"] == "revenue"]
+    total = float(revenue["forecast"].sum())
+    tested = accuracy.get("revenue") or {}
+    text = f"Revenue over the next {len(revenue)} days is forecast at {total:,.0f}"
+    if tested.get("days"):
+        text += (
+            f"; forecasting the last {tested['days'] // 7} weeks, it was off by {tested['mae']:,.0f} a day, "
+            f"against {tested['naive_mae']:,.0f} for repeating the week before"
+        )
+    return {
+        "key": "forecast",
+        "text": text + ".",
+        "values": {"days": len(revenue), "revenue": round(total, 2), "backtest": tested},
+    }
+
+
+def insights(
+    kpis: dict[str, Any], frames: dict[str, pd.DataFrame], accuracy: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Every insight the data supports (one needing data that is not there is left out)."""
     if not kpis.get("orders_placed"):
         return []
-    found = (rule(kpis, frames) for rule in INSIGHTS)
+    found = [rule(kpis, frames) for rule in INSIGHTS]
+    found.append(forecast_insight(frames, accuracy or {}))
     return [_json_ready(i) for i in found if i is not None]
 
 
@@ -408,6 +438,12 @@ def write_results(run_id: str, result: Analytics) -> Path:
             "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "kpis": result.kpis,
             "insights": result.insights,
+            "forecast": {
+                "horizon_days": forecast.HORIZON_DAYS,
+                "interval": forecast.INTERVAL,
+                "file": "analytics/forecast.csv",
+                "backtest": result.forecast_accuracy,
+            },
             "analyses": {
                 name: {"rows": len(frame), "file": f"analytics/{name}.csv"} for name, frame in result.frames.items()
             },
