@@ -1,74 +1,140 @@
 """The run's dashboard: one self-contained HTML file that opens offline.
 
-Four pages (executive, products, customers, trends) as tabs, with the insight
-sentences on top and KPI tiles on the executive page. plotly.js is embedded
-once in the page head; every chart is a Plotly figure drawn from the
-analytics frames (already aggregated, so the file stays small at any volume).
+Four pages (executive, products, customers, trends) as tabs, each with the insight sentences about
+it on top, and KPI tiles on the executive page (totals, and the month so far against the same days of
+the month before). Months the data covers only partly are hatched and named under the chart. Amounts
+are in ``analytics.currency``. Every chart is a Plotly figure drawn from the analytics frames (already
+aggregated, so the file stays small at any volume); plotly.js is loaded from beside the page.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
+
+from ecom_pipeline import reports
 
 if TYPE_CHECKING:
     from ecom_pipeline.stages.analytics import Analytics
 
 PAGES = (("executive", "Executive"), ("products", "Products"), ("customers", "Customers"), ("trends", "Trends"))
-PALETTE = ["#2f6fb0", "#e07b39", "#3f9b62", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974"]
-HEIGHT = 360
+# Which page shows each insight (by its key); one not listed shows on the executive page.
+INSIGHT_PAGES = {
+    "top_categories": "products",
+    "discount_impact": "products",
+    "customer_concentration": "customers",
+    "rfm_segment": "customers",
+    "weekend_vs_weekday": "trends",
+    "seasonal_peak": "trends",
+    "forecast": "trends",
+}
+HEIGHT = reports.HEIGHT
+MONTHS = dict(dtick="M1", tickformat="%b<br>%Y")  # an axis of months, one tick each
+PALETTE = reports.PALETTE
 
 
-def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        height=height,
-        margin=dict(l=50, r=20, t=50, b=40),
-        colorway=PALETTE,
-        template="plotly_white",
-        legend=dict(orientation="h", y=-0.15),
-    )
-    fig.update_yaxes(rangemode="tozero")
-    return fig
+@dataclass(frozen=True)
+class Context:
+    """What every chart needs besides its frames: the currency, and which months the data covers only partly."""
+
+    money: reports.Money
+    first_date: dt.date | None
+    last_date: dt.date | None
+
+    def partial(self, months: pd.Series) -> pd.Series:
+        """True for each month (a first-of-month date) the data does not cover whole."""
+        if self.first_date is None or self.last_date is None:
+            return pd.Series(False, index=months.index)
+        first = pd.Timestamp(self.first_date)
+        last = pd.Timestamp(self.last_date)
+        starts = pd.to_datetime(months)
+        ends = starts + pd.offsets.MonthEnd(0)
+        return (starts < first) | (ends > last)
+
+    def partial_note(self, months: pd.Series) -> str:
+        flagged = [pd.Timestamp(m) for m, p in zip(months, self.partial(months)) if p]
+        if not flagged:
+            return ""
+
+        def covered(month: pd.Timestamp) -> str:
+            start = max(month, pd.Timestamp(self.first_date))
+            end = min(month + pd.offsets.MonthEnd(0), pd.Timestamp(self.last_date))
+            return f"{month:%b %Y} ({(end - start).days + 1} of {month.days_in_month} days)"
+
+        return "Hatched: partial month, " + ", ".join(covered(m) for m in flagged) + "."
+
+
+def _layout(fig: go.Figure, title: str, height: int = HEIGHT, note: str = "") -> go.Figure:
+    return reports.layout(fig, title, height, note)
 
 
 # -- executive -----------------------------------------------------------------
 
 
-def monthly_trend(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def _hatched(partial: pd.Series) -> dict:
+    """A bar marker with the partial months hatched."""
+    return dict(pattern=dict(shape=["/" if p else "" for p in partial], fillmode="overlay", solidity=0.4))
+
+
+def monthly_trend(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     """Monthly revenue (bars) and orders (line), with a selector for one category's revenue."""
     months, by_category = frames["monthly_trend"], frames["category_monthly"]
+    partial = ctx.partial(months["month"])
+    money = ctx.money.hover("y")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=months["month"], y=months["revenue"], name="Revenue")
-    fig.add_scatter(x=months["month"], y=months["orders"], name="Orders", mode="lines+markers", secondary_y=True)
+    fig.add_bar(
+        x=months["month"],
+        y=months["revenue"],
+        name="Revenue",
+        marker=_hatched(partial),
+        customdata=["partial month" if p else "" for p in partial],
+        hovertemplate=f"%{{x|%b %Y}}: {money} %{{customdata}}<extra>Revenue</extra>",
+    )
+    fig.add_scatter(
+        x=months["month"],
+        y=months["orders"],
+        name="Orders",
+        mode="lines+markers",
+        marker=dict(symbol=["circle-open" if p else "circle" for p in partial], size=8),
+        hovertemplate="%{x|%b %Y}: %{y:,} orders<extra></extra>",
+        secondary_y=True,
+    )
     categories = sorted(by_category["category"].unique())
     for category in categories:
         rows = by_category[by_category["category"] == category]
-        fig.add_bar(x=rows["month"], y=rows["revenue"], name=f"Revenue: {category}", visible=False)
+        fig.add_bar(
+            x=rows["month"],
+            y=rows["revenue"],
+            name=f"Revenue: {category}",
+            visible=False,
+            marker=_hatched(ctx.partial(rows["month"])),
+            hovertemplate=f"%{{x|%b %Y}}: {money}<extra>{category}</extra>",
+        )
     buttons = [
         dict(label="All categories", method="update", args=[{"visible": [True, True] + [False] * len(categories)}])
     ]
     for i, category in enumerate(categories):
         visible = [False, False] + [j == i for j in range(len(categories))]
         buttons.append(dict(label=category, method="update", args=[{"visible": visible}]))
-    # On the left, under the title: the mode bar appears on the right when the pointer is over the chart.
-    fig.update_layout(updatemenus=[dict(buttons=buttons, x=0, xanchor="left", y=1.02, yanchor="bottom")])
-    fig.update_yaxes(title_text="revenue", secondary_y=False)
-    fig.update_yaxes(title_text="orders", secondary_y=True, showgrid=False)
-    _layout(fig, "Monthly revenue and orders")
-    fig.update_layout(margin=dict(t=90))
+    fig.update_layout(updatemenus=[dict(buttons=buttons, x=0, xanchor="left", y=1.0, yanchor="bottom")])
+    fig.update_yaxes(title_text=f"revenue ({ctx.money.currency})", secondary_y=False, **ctx.money.axis())
+    fig.update_yaxes(title_text="orders", secondary_y=True, showgrid=False, tickformat="~s")
+    fig.update_xaxes(**MONTHS)
+    _layout(fig, "Monthly revenue and orders", note=ctx.partial_note(months["month"]))
+    fig.update_layout(margin=dict(t=50))
     return fig
 
 
-def categories(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def categories(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     cats = frames["category_performance"].sort_values("revenue")
     fig = go.Figure(
         go.Bar(
@@ -79,31 +145,48 @@ def categories(frames: dict[str, pd.DataFrame]) -> go.Figure:
                 f"{s:.0%} · margin {m:.0%}" for s, m in zip(cats["revenue_share"].fillna(0), cats["margin"].fillna(0))
             ],
             textposition="auto",
+            hovertemplate=f"%{{y}}: {ctx.money.hover('x')}<extra></extra>",
         )
     )
-    return _layout(fig, "Revenue by category")
+    fig.update_xaxes(**ctx.money.axis())
+    return _layout(fig, "Revenue by category", note="Label: share of revenue and margin.")
 
 
-def payment_mix(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def payment_mix(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     mix = frames["payment_mix"]
-    fig = go.Figure(go.Pie(labels=mix["display_name"], values=mix["orders_placed"], hole=0.45, sort=False))
+    fig = go.Figure(
+        go.Pie(
+            labels=mix["display_name"],
+            values=mix["orders_placed"],
+            hole=0.45,
+            sort=False,
+            hovertemplate="%{label}: %{value:,} orders (%{percent})<extra></extra>",
+        )
+    )
     return _layout(fig, "Orders by payment method")
 
 
-def regions(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def regions(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     states = frames["region_revenue"].head(15).iloc[::-1]
     fig = go.Figure()
     for region in sorted(states["region"].unique()):
         rows = states[states["region"] == region]
-        fig.add_bar(x=rows["revenue"], y=rows["state"], orientation="h", name=region)
+        fig.add_bar(
+            x=rows["revenue"],
+            y=rows["state"],
+            orientation="h",
+            name=region,
+            hovertemplate=f"%{{y}}: {ctx.money.hover('x')}<extra>{region}</extra>",
+        )
     fig.update_layout(barmode="stack", yaxis=dict(categoryorder="total ascending"))
+    fig.update_xaxes(**ctx.money.axis())
     return _layout(fig, "Top states by revenue, by region", height=420)
 
 
 # -- products --------------------------------------------------------------------
 
 
-def top_products(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def top_products(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     top = frames["top_products"].iloc[::-1]
     fig = go.Figure(
         go.Bar(
@@ -111,13 +194,15 @@ def top_products(frames: dict[str, pd.DataFrame]) -> go.Figure:
             y=top["product_name"] + " (" + top["product_id"] + ")",
             orientation="h",
             customdata=top[["category", "margin"]],
-            hovertemplate="%{y}<br>%{customdata[0]}<br>revenue %{x:,.2f}<br>margin %{customdata[1]:.1%}<extra></extra>",
+            hovertemplate=f"%{{y}}<br>%{{customdata[0]}}<br>revenue {ctx.money.hover('x', 2)}"
+            "<br>margin %{customdata[1]:.1%}<extra></extra>",
         )
     )
+    fig.update_xaxes(**ctx.money.axis())
     return _layout(fig, f"Top {len(top)} products by revenue", height=max(HEIGHT, 22 * len(top) + 80))
 
 
-def profitability(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def profitability(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     products = frames["product_profitability"]
     fig = go.Figure()
     for category in sorted(products["category"].unique()):
@@ -128,21 +213,30 @@ def profitability(frames: dict[str, pd.DataFrame]) -> go.Figure:
             mode="markers",
             name=category,
             text=rows["product_name"],
-            hovertemplate="%{text}<br>revenue %{x:,.0f}<br>margin %{y:.1%}<extra></extra>",
+            hovertemplate=f"%{{text}}<br>revenue {ctx.money.hover('x')}<br>margin %{{y:.1%}}<extra></extra>",
         )
-    fig.update_xaxes(title_text="revenue", type="log")
+    fig.update_xaxes(title_text=f"revenue ({ctx.money.currency}, log scale)", type="log", **ctx.money.axis())
     fig.update_yaxes(title_text="margin", tickformat=".0%")
     return _layout(fig, "Product profitability: revenue against margin", height=420)
 
 
-def discounts(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def discounts(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     lines = frames["discount_impact"]
     labels = lines["discount_pct"].astype(str) + "%"
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=labels, y=lines["units_per_line"], name="Units per line")
-    fig.add_scatter(x=labels, y=lines["margin"], name="Margin", mode="lines+markers", secondary_y=True)
+    fig.add_bar(
+        x=labels, y=lines["units_per_line"], name="Units per line", hovertemplate="%{y:.2f} units<extra></extra>"
+    )
+    fig.add_scatter(
+        x=labels,
+        y=lines["margin"],
+        name="Margin",
+        mode="lines+markers",
+        secondary_y=True,
+        hovertemplate="margin %{y:.1%}<extra></extra>",
+    )
     fig.update_yaxes(title_text="units per line", secondary_y=False)
-    fig.update_yaxes(title_text="margin", tickformat=".0%", secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="margin", tickformat=".0%", secondary_y=True, showgrid=False, rangemode="tozero")
     fig.update_xaxes(title_text="discount")
     return _layout(fig, "Discount impact on volume and margin")
 
@@ -150,18 +244,27 @@ def discounts(frames: dict[str, pd.DataFrame]) -> go.Figure:
 # -- customers --------------------------------------------------------------------
 
 
-def spend_bands(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def spend_bands(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     bands = frames["spend_bands"]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_bar(x=bands["spend_band"], y=bands["customers"], name="Customers")
-    fig.add_scatter(
-        x=bands["spend_band"], y=bands["revenue_share"], name="Share of revenue", mode="lines+markers", secondary_y=True
+    fig.add_bar(
+        x=bands["spend_band"], y=bands["customers"], name="Customers", hovertemplate="%{y:,} customers<extra></extra>"
     )
+    fig.add_scatter(
+        x=bands["spend_band"],
+        y=bands["revenue_share"],
+        name="Share of revenue",
+        mode="lines+markers",
+        secondary_y=True,
+        hovertemplate="%{y:.1%} of revenue<extra></extra>",
+    )
+    fig.update_yaxes(title_text="customers", secondary_y=False, tickformat="~s")
     fig.update_yaxes(title_text="share of revenue", tickformat=".0%", secondary_y=True, showgrid=False)
+    fig.update_xaxes(title_text=f"total spend ({ctx.money.currency})")
     return _layout(fig, "Customers by total spend")
 
 
-def rfm(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def rfm(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     seg = frames["rfm_segments"]
     fig = go.Figure(
         [
@@ -169,11 +272,12 @@ def rfm(frames: dict[str, pd.DataFrame]) -> go.Figure:
             go.Bar(x=seg["rfm_segment"], y=seg["revenue_share"], name="Share of revenue"),
         ]
     )
+    fig.update_traces(hovertemplate="%{x}: %{y:.1%}<extra>%{fullData.name}</extra>")
     fig.update_yaxes(tickformat=".0%")
     return _layout(fig, "RFM segments")
 
 
-def pareto(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def pareto(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     curve = frames["customer_pareto"]
     x = [0.0, *curve["customer_share"]]
     fig = go.Figure(
@@ -182,12 +286,13 @@ def pareto(frames: dict[str, pd.DataFrame]) -> go.Figure:
             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Equal spend", line=dict(dash="dot")),
         ]
     )
+    fig.update_traces(hovertemplate="top %{x:.0%} of customers: %{y:.0%} of revenue<extra></extra>")
     fig.update_xaxes(title_text="top share of customers", tickformat=".0%")
     fig.update_yaxes(title_text="share of revenue", tickformat=".0%")
     return _layout(fig, "Customer value: Pareto curve")
 
 
-def cohorts(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def cohorts(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     table = frames["cohort_retention"]
     grid = table.pivot(index="cohort_month", columns="months_since", values="retention") if len(table) else table
     labels = [str(m)[:7] for m in grid.index]
@@ -199,6 +304,7 @@ def cohorts(frames: dict[str, pd.DataFrame]) -> go.Figure:
             colorscale="Blues",
             zmin=0,
             zmax=1,
+            colorbar=dict(tickformat=".0%"),
             hovertemplate="cohort %{y}, month +%{x}: %{z:.1%}<extra></extra>",
         )
     )
@@ -207,7 +313,7 @@ def cohorts(frames: dict[str, pd.DataFrame]) -> go.Figure:
     return _layout(fig, "Cohort retention by first-purchase month", height=460)
 
 
-def lifetime_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def lifetime_value(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     deciles = frames["customer_lifetime_value"]
     fig = go.Figure(
         go.Bar(
@@ -215,19 +321,28 @@ def lifetime_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
             y=deciles["avg_value"],
             text=[f"{s:.0%}" for s in deciles["revenue_share"]],
             textposition="auto",
+            hovertemplate=f"decile %{{x}}: {ctx.money.hover('y')} a customer<extra></extra>",
         )
     )
     fig.update_xaxes(title_text="decile (1 = most valuable tenth of customers)")
-    fig.update_yaxes(title_text="average lifetime value")
-    return _layout(fig, "Customer lifetime value by decile (label: share of revenue)")
+    fig.update_yaxes(title_text=f"average lifetime value ({ctx.money.currency})", **ctx.money.axis())
+    return _layout(fig, "Customer lifetime value by decile", note="Label: the decile's share of revenue.")
 
 
 # -- trends -------------------------------------------------------------------------
 
 
-def daily_revenue(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def daily_revenue(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     days = frames["daily_sales"]
-    fig = go.Figure(go.Scatter(x=days["full_date"], y=days["revenue"], mode="lines", name="Revenue"))
+    fig = go.Figure(
+        go.Scatter(
+            x=days["full_date"],
+            y=days["revenue"],
+            mode="lines",
+            name="Revenue",
+            hovertemplate=f"%{{x|%a %d %b %Y}}: {ctx.money.hover('y')}<extra></extra>",
+        )
+    )
     fig.update_xaxes(
         rangeslider=dict(visible=True),
         rangeselector=dict(
@@ -240,59 +355,27 @@ def daily_revenue(frames: dict[str, pd.DataFrame]) -> go.Figure:
             ]
         ),
     )
+    fig.update_yaxes(**ctx.money.axis())
     return _layout(fig, "Daily revenue", height=420)
 
 
-def weekdays(frames: dict[str, pd.DataFrame]) -> go.Figure:
-    days = frames["day_of_week"]
-    colors = [PALETTE[1] if weekend else PALETTE[0] for weekend in days["is_weekend"]]
-    fig = go.Figure(
-        go.Bar(
-            x=days["day_name"],
-            y=days["revenue_per_day"],
-            marker_color=colors,
-            customdata=days["orders_per_day"],
-            hovertemplate="%{x}: %{y:,.0f} a day, %{customdata:.0f} orders<extra></extra>",
-        )
-    )
-    fig.update_yaxes(title_text="average revenue per day")
-    return _layout(fig, "Weekday and weekend: the average day")
-
-
-def seasonality(frames: dict[str, pd.DataFrame]) -> go.Figure:
-    months = frames["seasonality"]
-    mean = months["revenue_per_day"].mean() if len(months) else 0
-    fig = go.Figure(go.Bar(x=months["month_name"], y=months["revenue_per_day"], name="Revenue per day"))
-    fig.add_hline(y=mean, line_dash="dot", annotation_text="average month")
-    fig.update_yaxes(title_text="average revenue per day")
-    return _layout(fig, "Seasonality: revenue per day by calendar month")
-
-
-def order_value(frames: dict[str, pd.DataFrame]) -> go.Figure:
-    months = frames["monthly_trend"]
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_scatter(x=months["month"], y=months["avg_order_value"], name="Average order value", mode="lines+markers")
-    fig.add_scatter(
-        x=months["month"], y=months["customers"], name="Buying customers", mode="lines+markers", secondary_y=True
-    )
-    fig.update_yaxes(title_text="customers", secondary_y=True, showgrid=False)
-    return _layout(fig, "Average order value and buying customers per month")
-
-
-def forecast(frames: dict[str, pd.DataFrame]) -> go.Figure:
+def forecast(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     """The last 16 weeks and the next days' forecast with its 80% interval, revenue above and orders below;
     each panel's title gives the forecast's error on the backtest beside the seasonal-naive one."""
     days, ahead, tested = frames["daily_sales"].tail(16 * 7), frames["forecast"], frames["forecast_backtest"]
+    metrics = {"revenue": ctx.money, "orders": lambda v: f"{v:,.0f} orders"}  # orders placed, as daily sales count
     titles = []
-    for metric in ("revenue", "orders"):
+    for metric, show in metrics.items():
         score = ""
         for _, row in tested[(tested["metric"] == metric) & (tested["days"] > 0)].iterrows():
-            score = f" · last {row['days'] // 7} weeks' error {row['mae']:,.0f} a day (naive {row['naive_mae']:,.0f})"
-        titles.append(metric.capitalize() + score)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=titles)
-    for row, metric in enumerate(("revenue", "orders"), start=1):
+            score = f" · backtest error {show(row['mae'])} a day (repeating the last week: {show(row['naive_mae'])})"
+        titles.append({"revenue": "Revenue", "orders": "Orders placed"}[metric] + score)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14, subplot_titles=titles)
+    for row, metric in enumerate(metrics, start=1):
         own = ahead[ahead["metric"] == metric]
+        value = ctx.money.hover("y") if metric == "revenue" else "%{y:,.0f}"
         first = row == 1
+        band = dict(mode="lines", line=dict(width=0), legendgroup="interval", row=row, col=1)
         fig.add_scatter(
             x=days["full_date"],
             y=days[metric],
@@ -301,32 +384,20 @@ def forecast(frames: dict[str, pd.DataFrame]) -> go.Figure:
             line=dict(color=PALETTE[0]),
             legendgroup="actual",
             showlegend=first,
+            hovertemplate=f"%{{x|%d %b}}: {value}<extra>actual</extra>",
             row=row,
             col=1,
         )
-        fig.add_scatter(
-            x=own["date"],
-            y=own["upper"],
-            mode="lines",
-            line=dict(width=0),
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup="interval",
-            row=row,
-            col=1,
-        )
+        fig.add_scatter(x=own["date"], y=own["upper"], hoverinfo="skip", showlegend=False, **band)
         fig.add_scatter(
             x=own["date"],
             y=own["lower"],
-            mode="lines",
-            line=dict(width=0),
             fill="tonexty",
             fillcolor="rgba(224,123,57,0.2)",
             name="80% interval",
-            legendgroup="interval",
             showlegend=first,
-            row=row,
-            col=1,
+            hoverinfo="skip",
+            **band,
         )
         fig.add_scatter(
             x=own["date"],
@@ -336,12 +407,90 @@ def forecast(frames: dict[str, pd.DataFrame]) -> go.Figure:
             line=dict(color=PALETTE[1], dash="dot"),
             legendgroup="forecast",
             showlegend=first,
+            hovertemplate=f"%{{x|%d %b}}: {value}<extra>forecast</extra>",
             row=row,
             col=1,
         )
-    _layout(fig, "Forecast: the next 30 days", height=520)
-    fig.update_layout(margin=dict(t=80))
+    fig.update_yaxes(row=1, col=1, **ctx.money.axis())
+    fig.update_yaxes(row=2, col=1, tickformat="~s")
+    fig.update_annotations(font_size=12, x=0, xanchor="left")
+    _layout(
+        fig,
+        f"Forecast: the next {len(ahead) // 2} days" if len(ahead) else "Forecast (needs four weeks of history)",
+        height=540,
+        note="Backtest: the model fitted up to eight weeks ago, its mean absolute error over those weeks.",
+    )
+    fig.update_layout(margin=dict(t=40))
     return fig
+
+
+def weekdays(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
+    days = frames["day_of_week"]
+    colors = [PALETTE[1] if weekend else PALETTE[0] for weekend in days["is_weekend"]]
+    fig = go.Figure(
+        go.Bar(
+            x=days["day_name"],
+            y=days["revenue_per_day"],
+            marker_color=colors,
+            customdata=days["orders_per_day"],
+            hovertemplate=f"%{{x}}: {ctx.money.hover('y')} a day, %{{customdata:,.0f}} orders<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title_text=f"revenue per day ({ctx.money.currency})", **ctx.money.axis())
+    return _layout(fig, "Weekday and weekend: the average day", note="Weekend days in orange.")
+
+
+def seasonality(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
+    months = frames["seasonality"]
+    mean = months["revenue_per_day"].mean() if len(months) else 0
+    fig = go.Figure(
+        go.Bar(
+            x=months["month_name"],
+            y=months["revenue_per_day"],
+            name="Revenue per day",
+            hovertemplate=f"%{{x}}: {ctx.money.hover('y')} a day<extra></extra>",
+        )
+    )
+    # The average as a line in the legend, not a label that lands on a bar.
+    fig.add_scatter(
+        x=months["month_name"],
+        y=[mean] * len(months),
+        mode="lines",
+        name="Average month",
+        line=dict(dash="dot", color=PALETTE[3]),
+        hovertemplate=f"average month: {ctx.money.hover('y')} a day<extra></extra>",
+    )
+    fig.update_yaxes(title_text=f"revenue per day ({ctx.money.currency})", **ctx.money.axis())
+    return _layout(fig, "Seasonality: revenue per day by calendar month")
+
+
+def order_value(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
+    months = frames["monthly_trend"]
+    partial = ctx.partial(months["month"])
+    symbols = [("circle-open" if p else "circle") for p in partial]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_scatter(
+        x=months["month"],
+        y=months["avg_order_value"],
+        name="Average order value",
+        mode="lines+markers",
+        marker=dict(symbol=symbols, size=8),
+        hovertemplate=f"%{{x|%b %Y}}: {ctx.money.hover('y', 2)}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=months["month"],
+        y=months["customers"],
+        name="Buying customers",
+        mode="lines+markers",
+        marker=dict(symbol=symbols, size=8),
+        hovertemplate="%{x|%b %Y}: %{y:,} customers<extra></extra>",
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text=f"average order value ({ctx.money.currency})", secondary_y=False, **ctx.money.axis())
+    fig.update_yaxes(title_text="customers", secondary_y=True, showgrid=False, tickformat="~s")
+    fig.update_xaxes(**MONTHS)
+    note = ctx.partial_note(months["month"]).replace("Hatched", "Open markers")
+    return _layout(fig, "Average order value and buying customers per month", note=note)
 
 
 CHARTS = {
@@ -350,21 +499,6 @@ CHARTS = {
     "customers": (spend_bands, rfm, pareto, cohorts, lifetime_value),
     "trends": (daily_revenue, forecast, weekdays, seasonality, order_value),
 }
-
-STYLE = """
-body{font-family:system-ui,-apple-system,sans-serif;margin:0;color:#1f2933;background:#f5f7fa}
-header{background:#1f3a5f;color:#fff;padding:1rem 2rem}header h1{margin:0;font-size:1.4rem}
-header p{margin:.25rem 0 0;opacity:.8;font-size:.9rem}
-nav{display:flex;gap:.25rem;padding:0 2rem;background:#fff;border-bottom:1px solid #d9e2ec}
-nav button{border:0;background:none;padding:.8rem 1rem;font-size:1rem;cursor:pointer;color:#486581}
-nav button.active{color:#1f3a5f;border-bottom:3px solid #2f6fb0;font-weight:600}
-main{padding:1rem 2rem}.insights{background:#fff;border-left:4px solid #2f6fb0;padding:.5rem 1.5rem;margin:1rem 0}
-.insights li{margin:.3rem 0}.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:1rem}
-.kpi{background:#fff;padding:1rem;border-radius:6px;box-shadow:0 1px 2px #0002}
-.kpi .label{font-size:.8rem;color:#627d98;text-transform:uppercase}.kpi .value{font-size:1.6rem;font-weight:600}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem;margin-top:1rem}
-.chart{background:#fff;border-radius:6px;box-shadow:0 1px 2px #0002;padding:.5rem}
-"""
 
 SCRIPT = """
 function showPage(page) {
@@ -384,65 +518,140 @@ showPage(document.getElementById((location.hash || '#').slice(1)) ? location.has
 """
 
 
-def _kpi_tiles(kpis: dict) -> str:
-    def money(v):
-        return f"{v:,.0f}" if v is not None else "–"
+def _change(now: float | None, before: float | None) -> str:
+    if not now or not before:
+        return ""
+    return f"{now / before - 1:+.0%}"
 
+
+def _kpi_tiles(kpis: dict, money: reports.Money) -> str:
+    """Totals to date, then this month so far against the same days of the month before."""
     tiles = [
-        ("Revenue", money(kpis.get("revenue"))),
-        ("Orders", f"{kpis.get('orders') or 0:,}"),
-        ("Average order value", f"{kpis['avg_order_value']:,.2f}" if kpis.get("avg_order_value") else "–"),
-        ("Margin", f"{kpis['margin']:.1%}" if kpis.get("margin") is not None else "–"),
-        ("Customers", f"{kpis.get('customers') or 0:,}"),
-        ("Profit", money(kpis.get("profit"))),
+        ("Revenue to date", money(kpis.get("revenue")), ""),
+        ("Orders to date", f"{kpis.get('orders') or 0:,}", ""),
+        ("Average order value", money(kpis.get("avg_order_value"), 2), ""),
+        ("Margin", f"{kpis['margin']:.1%}" if kpis.get("margin") is not None else "–", ""),
+        ("Buying customers", f"{kpis.get('customers') or 0:,}", ""),
+        ("Profit to date", money(kpis.get("profit")), ""),
     ]
+    mtd = kpis.get("month_to_date")
+    if mtd:
+        span = f"{pd.Timestamp(mtd['month']):%b} 1" + (f"–{mtd['days']}" if mtd["days"] > 1 else "")
+        label = "month" if mtd["complete"] else f"month to date ({span})"
+        before = ""
+        if mtd["previous_month"]:
+            before = f"{pd.Timestamp(mtd['previous_month']):%b} 1" + (
+                f"–{mtd['previous_days']}" if mtd["previous_days"] > 1 else ""
+            )
+        for name, value, earlier, show in (
+            ("Revenue", mtd["revenue"], mtd["previous_revenue"], money),
+            ("Orders placed", mtd["orders_placed"], mtd["previous_orders_placed"], lambda v: f"{v:,.0f}"),
+        ):
+            change = _change(value, earlier)
+            versus = f"{change} on {before} ({show(earlier)})" if change else "no earlier month to compare"
+            tiles.append((f"{name}, {label}", show(value), versus))
     return (
         "<div class='kpis'>"
         + "".join(
             f"<div class='kpi'><div class='label'>{html.escape(label)}</div>"
-            f"<div class='value'>{html.escape(value)}</div></div>"
-            for label, value in tiles
+            f"<div class='value'>{html.escape(value)}</div>"
+            + (f"<div class='change'>{html.escape(change)}</div>" if change else "")
+            + "</div>"
+            for label, value, change in tiles
         )
         + "</div>"
     )
 
 
-def _chart(div_id: str, fig: go.Figure) -> str:
-    body = pio.to_html(
-        fig, full_html=False, include_plotlyjs=False, div_id=div_id, config={"responsive": True, "displaylogo": False}
-    )
-    return f"<div class='chart'>{body}</div>"
+def _insights(found: list[dict], page: str) -> str:
+    mine = [i for i in found if INSIGHT_PAGES.get(i["key"], "executive") == page]
+    if not mine:
+        return ""
+    return "<ul class='insights'>" + "".join(f"<li>{html.escape(i['text'])}</li>" for i in mine) + "</ul>"
 
 
-def build_html(run_id: str, result: Analytics) -> str:
-    """The dashboard page; each chart's div id is ``<page>-<chart>``."""
+def _context(result: Analytics) -> Context:
     kpis = result.kpis
-    span = f"{kpis.get('first_date') or '–'} to {kpis.get('last_date') or '–'}"
-    insights = "".join(f"<li>{html.escape(i['text'])}</li>" for i in result.insights) or "<li>No data yet.</li>"
+    return Context(
+        reports.Money(result.currency),
+        dt.date.fromisoformat(kpis["first_date"]) if kpis.get("first_date") else None,
+        dt.date.fromisoformat(kpis["last_date"]) if kpis.get("last_date") else None,
+    )
+
+
+def build_html(path: Path, run_id: str, result: Analytics) -> Path:
+    """Write the dashboard page to ``path`` (plotly.js beside it); each chart's div id is ``<page>-<chart>``."""
+    kpis = result.kpis
+    ctx = _context(result)
     sections = []
     for page, title in PAGES:
-        charts = "".join(_chart(f"{page}-{chart.__name__}", chart(result.frames)) for chart in CHARTS[page])
-        top = _kpi_tiles(kpis) if page == "executive" else ""
+        figures = [(f"{page}-{chart.__name__}", chart(result.frames, ctx)) for chart in CHARTS[page]]
+        top = _kpi_tiles(kpis, ctx.money) if page == "executive" else ""
+        empty = "" if result.insights else "<ul class='insights'><li>No data yet.</li></ul>"
         sections.append(
-            f"<section class='page' id='{page}'><h2>{title}</h2>{top}<div class='grid'>{charts}</div></section>"
+            f"<section class='page' id='{page}'><h2>{title}</h2>{_insights(result.insights, page) or empty}{top}"
+            f"{reports.charts(figures)}</section>"
         )
     nav = "".join(f"<button data-page='{page}'>{title}</button>" for page, title in PAGES)
     meta = json.dumps({"run_id": run_id, "charts": {p: [c.__name__ for c in CHARTS[p]] for p, _ in PAGES}})
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>Store dashboard · {html.escape(span)}</title><style>{STYLE}</style>"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>"
-        f"<script type='application/json' id='dashboard-meta'>{meta}</script></head><body>"
-        f"<header><h1>Store dashboard</h1><p>Orders from {html.escape(span)} · run {html.escape(run_id)}</p></header>"
-        f"<nav>{nav}</nav><main><ul class='insights'>{insights}</ul>{''.join(sections)}</main>"
-        f"<script>{SCRIPT}</script></body></html>"
+    span = f"{ctx.first_date or '–'} to {ctx.last_date or '–'}"
+    mtd = kpis.get("month_to_date")
+    status = "no data" if ctx.last_date is None else "complete" if not mtd or mtd["complete"] else "partial month"
+    facts = {
+        "run": run_id,
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "orders": span,
+        "currency": ctx.money.currency,
+        "status": status + (f" ({mtd['days']} of {mtd['days_in_month']} days)" if status == "partial month" else ""),
+    }
+    return reports.page(
+        path,
+        "Store dashboard",
+        facts,
+        f"<nav>{nav}</nav><main>{''.join(sections)}</main>",
+        head=f"<script type='application/json' id='dashboard-meta'>{meta}</script>",
+        script=SCRIPT,
     )
+
+
+class InlineFigure:
+    """A chart in an executed notebook. JupyterLab draws its Plotly JSON; nbconvert's HTML and the classic
+    notebook its HTML, which loads plotly.js from the run's reports folder (beside the executed notebook)."""
+
+    def __init__(self, div_id: str, fig: go.Figure) -> None:
+        meta = fig.layout.meta or {}
+        self.div_id, self.title = div_id, meta.get("title") or ""
+        note = meta.get("note") or ""
+        self.fig = go.Figure(fig).update_layout(
+            title=dict(text=self.title + (f"<br><sub>{html.escape(note)}</sub>" if note else "")),
+            margin=dict(t=130 if fig.layout.updatemenus else 90),  # room for a selector under the title
+        )
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, object]:
+        figure = json.loads(pio.to_json(self.fig))
+        page = pio.to_html(
+            self.fig,
+            full_html=False,
+            include_plotlyjs=f"reports/{reports.PLOTLY_JS}",
+            div_id=self.div_id,
+            config={"displaylogo": False},
+        )
+        return {
+            "application/vnd.plotly.v1+json": {**figure, "config": {"displaylogo": False}},
+            "text/html": page,
+            "text/plain": f"<chart: {self.title}>",
+        }
+
+
+NOTEBOOK_CHARTS = (monthly_trend, categories, forecast)  # the analytics notebook's main charts
+
+
+def notebook_charts(result: Analytics) -> list[InlineFigure]:
+    """The main charts of the dashboard, for the analytics notebook to show inline."""
+    ctx = _context(result)
+    return [InlineFigure(f"notebook-{chart.__name__}", chart(result.frames, ctx)) for chart in NOTEBOOK_CHARTS]
 
 
 def write_dashboard(path: Path, run_id: str, result: Analytics) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(build_html(run_id, result), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return build_html(path, run_id, result)

@@ -145,6 +145,9 @@ class QualityParams(Strict):
 
 class AnalyticsParams(Strict):
     top_products: int = Field(20, ge=1, description="products in the top-products analysis")
+    currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the amounts, shown in every money figure"
+    )
     export_formats: list[Literal["csv", "parquet"]] = Field(
         ["csv", "parquet"], description="formats of the warehouse export for BI tools; [] turns it off"
     )

@@ -58,14 +58,19 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def publish_latest(files: list[Path]) -> Path:
-    """Copy a run's reports to ``outputs/latest/`` (each replaced whole, so a reader never sees half a file)."""
+    """Copy a run's reports to ``outputs/latest/`` (each replaced whole, so a reader never sees half a file),
+    with the plotly.js an HTML report loads from beside it."""
     latest = config.outputs_dir() / "latest"
     latest.mkdir(parents=True, exist_ok=True)
-    for source in files:
+    scripts = {f.parent / PLOTLY_JS for f in files if f.suffix == ".html" and (f.parent / PLOTLY_JS).exists()}
+    for source in [*scripts, *files]:
         tmp = latest / (source.name + ".tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(latest / source.name)
     return latest
+
+
+PLOTLY_JS = "plotly.min.js"  # the HTML reports load plotly.js from this file beside them
 
 
 def stage_result_path(run_id: str, stage: str) -> Path:

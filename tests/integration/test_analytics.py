@@ -62,6 +62,20 @@ def test_kpis(small):
         "returned_orders": 1,
         "first_date": "2025-01-04",
         "last_date": "2025-03-03",
+        # March so far (revenue: O6 shipped, 5 x 20.00 - 10.00; placed: O5, returned, and O6) against the
+        # same three days of February (O3 on the 3rd), not against the whole of February.
+        "month_to_date": {
+            "month": "2025-03-01",
+            "days": 3,
+            "days_in_month": 31,
+            "complete": False,
+            "revenue": 90.0,
+            "orders_placed": 2,
+            "previous_month": "2025-02-01",
+            "previous_days": 3,
+            "previous_revenue": 50.0,
+            "previous_orders_placed": 1,
+        },
     }
 
 

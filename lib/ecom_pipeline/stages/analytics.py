@@ -29,7 +29,7 @@ import psycopg
 import sqlalchemy  # noqa: F401  (for session.frames: loaded with this module, ahead of the stage)
 from psycopg.types.numeric import FloatLoader
 
-from ecom_pipeline import config, db, forecast, runs, tables
+from ecom_pipeline import config, db, forecast, reports, runs, tables
 from ecom_pipeline.params import AnalyticsParams
 from ecom_pipeline.stages import session
 
@@ -70,6 +70,7 @@ class Analytics:
     insights: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     forecast_accuracy: dict[str, Any] = field(default_factory=dict)  # per metric, see forecast.backtest
+    currency: str = "USD"
 
 
 # -- analyses ------------------------------------------------------------------
@@ -108,7 +109,38 @@ def run_analyses(
     frames["forecast"], frames["forecast_backtest"] = ahead.frame, ahead.backtest_frame()
     timings["forecast"] = round(time.perf_counter() - started, 3)
     accuracy = _json_ready(ahead.accuracy)
-    return Analytics(_json_ready(kpis), frames, insights(kpis, frames, accuracy), timings, accuracy)
+    kpis["month_to_date"] = month_to_date(frames["daily_sales"])
+    kpis = _json_ready(kpis)
+    found = insights(kpis, frames, accuracy, reports.Money(p.currency))
+    return Analytics(kpis, frames, found, timings, accuracy, p.currency)
+
+
+def month_to_date(daily: pd.DataFrame) -> dict[str, Any] | None:
+    """The newest month so far, and the same days of the month before (like with like, not a part month
+    against a whole one): revenue (revenue statuses) and orders placed (every status), as the daily sales
+    count them."""
+    if daily.empty:
+        return None
+    dates = pd.to_datetime(daily["full_date"])
+    last = dates.max()
+    month = last.replace(day=1)
+    previous = month - pd.offsets.MonthBegin(1)
+    previous_days = min(last.day, previous.days_in_month)
+    this = daily[dates >= month]
+    before = daily[(dates >= previous) & (dates < previous + pd.Timedelta(days=previous_days))]
+    covered = dates.min() <= previous
+    return {
+        "month": month.date(),
+        "days": int(last.day),
+        "days_in_month": int(last.days_in_month),
+        "complete": bool(last.day == last.days_in_month),
+        "revenue": round(float(this["revenue"].sum()), 2),
+        "orders_placed": int(this["orders"].sum()),
+        "previous_month": previous.date() if covered else None,
+        "previous_days": previous_days if covered else None,
+        "previous_revenue": round(float(before["revenue"].sum()), 2) if covered else None,
+        "previous_orders_placed": int(before["orders"].sum()) if covered else None,
+    }
 
 
 # -- insights --------------------------------------------------------------------
@@ -234,10 +266,15 @@ def discount_insight(kpis, frames) -> dict[str, Any] | None:
     margin_disc = discounted["profit"].sum() / discounted["revenue"].sum()
     units_full = full["units_per_line"].iloc[0]
     units_disc = (discounted["units_per_line"] * discounted["lines"]).sum() / discounted["lines"].sum()
+    ratio = units_disc / units_full
+    volume = (
+        "Discounts do not lift volume (discounted lines sell as many units as full-price ones)"
+        if abs(ratio - 1) < 0.05
+        else f"Discounted lines sell {_more_or_less(ratio)} units than full-price lines"
+    )
     return {
         "key": "discount_impact",
-        "text": f"Discounted lines sell {units_disc / units_full:.2f}x the units of full-price lines, at a margin "
-        f"of {_pct(margin_disc)} against {_pct(margin_full)}.",
+        "text": f"{volume}, at a margin of {_pct(margin_disc)} against {_pct(margin_full)}.",
         "values": {
             "units_ratio": round(float(units_disc / units_full), 4),
             "margin_discounted": round(float(margin_disc), 4),
@@ -296,18 +333,20 @@ INSIGHTS: tuple[Callable[[dict[str, Any], dict[str, pd.DataFrame]], dict[str, An
 )
 
 
-def forecast_insight(frames: dict[str, pd.DataFrame], accuracy: dict[str, Any]) -> dict[str, Any] | None:
+def forecast_insight(
+    frames: dict[str, pd.DataFrame], accuracy: dict[str, Any], money: reports.Money
+) -> dict[str, Any] | None:
     ahead = frames.get("forecast")
     if ahead is None or ahead.empty:
         return None
     revenue = ahead[ahead["metric"] == "revenue"]
     total = float(revenue["forecast"].sum())
     tested = accuracy.get("revenue") or {}
-    text = f"Revenue over the next {len(revenue)} days is forecast at {total:,.0f}"
+    text = f"Revenue over the next {len(revenue)} days is forecast at {money(total)}"
     if tested.get("days"):
         text += (
-            f"; forecasting the last {tested['days'] // 7} weeks, it was off by {tested['mae']:,.0f} a day, "
-            f"against {tested['naive_mae']:,.0f} for repeating the week before"
+            f"; forecasting the last {tested['days'] // 7} weeks, it was off by {money(tested['mae'])} a day, "
+            f"against {money(tested['naive_mae'])} for repeating the week before"
         )
     return {
         "key": "forecast",
@@ -317,13 +356,16 @@ def forecast_insight(frames: dict[str, pd.DataFrame], accuracy: dict[str, Any]) 
 
 
 def insights(
-    kpis: dict[str, Any], frames: dict[str, pd.DataFrame], accuracy: dict[str, Any] | None = None
+    kpis: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    accuracy: dict[str, Any] | None = None,
+    money: reports.Money | None = None,
 ) -> list[dict[str, Any]]:
     """Every insight the data supports (one needing data that is not there is left out)."""
     if not kpis.get("orders_placed"):
         return []
     found = [rule(kpis, frames) for rule in INSIGHTS]
-    found.append(forecast_insight(frames, accuracy or {}))
+    found.append(forecast_insight(frames, accuracy or {}, money or reports.Money()))
     return [_json_ready(i) for i in found if i is not None]
 
 
@@ -489,5 +531,29 @@ def run_stage(p: AnalyticsParams, run_id: str) -> Analytics:
     return result
 
 
-def insight_table(result: Analytics) -> pd.DataFrame:
-    return pd.DataFrame([{"insight": i["key"], "finding": i["text"]} for i in result.insights])
+def insight_sentences(result: Analytics) -> Any:
+    """The insights as a bulleted list of whole sentences, for the notebook."""
+    from IPython.display import Markdown
+
+    return Markdown("\n".join(f"- {i['text']}" for i in result.insights) or "No data yet.")
+
+
+def headline_table(result: Analytics) -> pd.DataFrame:
+    """The headline figures, each in its unit, as a small table for the notebook."""
+    money, kpis = reports.Money(result.currency), result.kpis
+
+    def count(value: Any) -> str:
+        return f"{value or 0:,}"
+
+    rows = [
+        ("revenue", money(kpis.get("revenue"))),
+        ("orders (revenue statuses)", count(kpis.get("orders"))),
+        ("average order value", money(kpis.get("avg_order_value"), 2)),
+        ("margin", "–" if kpis.get("margin") is None else f"{kpis['margin']:.1%}"),
+        ("profit", money(kpis.get("profit"))),
+        ("buying customers", count(kpis.get("customers"))),
+        ("orders placed", count(kpis.get("orders_placed"))),
+        ("cancelled / returned", f"{count(kpis.get('cancelled_orders'))} / {count(kpis.get('returned_orders'))}"),
+        ("orders from", f"{kpis.get('first_date') or '–'} to {kpis.get('last_date') or '–'}"),
+    ]
+    return pd.DataFrame(rows, columns=["figure", "value"]).set_index("figure")

@@ -375,7 +375,22 @@ def gate(results: list[CheckResult], fail_on: list[str]) -> None:
         raise QualityGateError(f"{len(stopping)} quality check(s) stop the run:\n  " + "\n  ".join(lines))
 
 
-def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any], history: pd.DataFrame) -> Path:
+def report_context(conn: psycopg.Connection, run_id: str) -> Any:
+    """What the HTML report tells beside the checks (:class:`ecom_pipeline.reports.QualityContext`)."""
+    from ecom_pipeline.reports import QualityContext
+
+    facts = db.query_file(conn, "quality/context.sql", {"run_id": run_id})[0]
+    quarantine = pd.DataFrame(
+        db.query_file(conn, "quality/quarantine.sql", {"run_id": run_id}),
+        columns=["source_table", "reason", "rows", "examples"],
+    )
+    span = f"orders {facts['first_date']} to {facts['last_date']}" if facts["last_date"] else "no orders yet"
+    return QualityContext(run_id, span, int(facts["rows_staged"]), quarantine, dict(facts["previous_failing"]))
+
+
+def write_reports(
+    run_id: str, results: list[CheckResult], scores: dict[str, Any], history: pd.DataFrame, context: Any
+) -> Path:
     """quality_report.json and quality_report.html in the run's reports folder."""
     from ecom_pipeline.reports import quality_report_html
 
@@ -390,7 +405,7 @@ def write_reports(run_id: str, results: list[CheckResult], scores: dict[str, Any
             "failed": [r.check_name for r in results if not r.passed],
         },
     )
-    quality_report_html(folder / "quality_report.html", results, scores, history)
+    quality_report_html(folder / "quality_report.html", results, scores, history, context)
     return folder
 
 
@@ -403,7 +418,8 @@ def run_stage(p: QualityParams, run_id: str, clean: CleanParams | None = None) -
         scores = score(results)
         store(conn, run_id, results, scores)
         history = score_history(conn)
-    write_reports(run_id, results, scores, history)
+        context = report_context(conn, run_id)
+    write_reports(run_id, results, scores, history, context)
     failed = [r for r in results if not r.passed]
     runs.save_stage_result(
         run_id,
