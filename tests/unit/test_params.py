@@ -105,3 +105,10 @@ def test_params_file_with_an_impossible_date_is_clear(tmp_path):
 def test_load_params_refuses_unusable_slices(override, name):
     with pytest.raises(ParamsError, match=name):
         load_params("params/small.yaml", [override])
+
+
+@pytest.mark.parametrize("code", ["usd", "US", "DOLLAR", "$"])
+def test_the_currency_is_an_iso_code(code):
+    with pytest.raises(ParamsError, match=r"analytics\.currency"):
+        load_params("params/small.yaml", [f"analytics.currency={code}"])
+    assert load_params("params/small.yaml", ["analytics.currency=EUR"]).analytics.currency == "EUR"
