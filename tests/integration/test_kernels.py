@@ -98,9 +98,10 @@ def test_kernels_stop_when_the_server_dies():
         kernel = kernels.start("python3", config.NOTEBOOKS_DIR)
         try:
             pid = _ask(kernel, "import json, os; print(json.dumps({'pid': os.getpid()}))")["pid"]
+            process = psutil.Process(pid)  # before the kill: the system may end the kernel at once
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
-            _, alive = psutil.wait_procs([psutil.Process(pid)], timeout=15)
+            _, alive = psutil.wait_procs([process], timeout=15)
             assert not alive
             assert not run_sync(kernel.manager.is_alive)()
         finally:
