@@ -579,6 +579,7 @@ def _context(result: Analytics) -> Context:
     )
 
 
+@reports.look()
 def build_html(path: Path, run_id: str, result: Analytics) -> Path:
     """Write the dashboard page to ``path`` (plotly.js beside it); each chart's div id is ``<page>-<chart>``."""
     kpis = result.kpis
@@ -646,6 +647,7 @@ class InlineFigure:
 NOTEBOOK_CHARTS = (monthly_trend, categories, forecast)  # the analytics notebook's main charts
 
 
+@reports.look()
 def notebook_charts(result: Analytics) -> list[InlineFigure]:
     """The main charts of the dashboard, for the analytics notebook to show inline."""
     ctx = _context(result)
