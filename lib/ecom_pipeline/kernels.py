@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,6 +144,23 @@ def execute_notebook(kernel: Kernel, notebook: Path, output: Path, **papermill_k
 
 
 _ENGINE = "ecom_pipeline"
+# Papermill writes the executed notebook as each cell starts and ends, validating it every time: about 140
+# writes and a second of the run's process a run, between cells. While a notebook runs, it is written at most
+# this often (and still once at the end, as papermill does, whatever happens).
+SAVE_EVERY_S = 1.0
+
+
+def _at_most_every(seconds: float, save: Any) -> Any:
+    """``save``, skipped when it last wrote less than ``seconds`` ago."""
+    last = [float("-inf")]
+
+    def throttled(**kwargs: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            save(**kwargs)
+
+    return throttled
 
 
 def _engine_name() -> str:
@@ -186,7 +204,12 @@ def _engine_name() -> str:
                 stdout_file=stdout_file,
                 stderr_file=stderr_file,
             )
-            return Client(nb_man, **final_kwargs).execute()
+            save = nb_man.save
+            nb_man.save = _at_most_every(SAVE_EVERY_S, save)
+            try:
+                return Client(nb_man, **final_kwargs).execute()
+            finally:
+                nb_man.save = save  # the end's save (papermill's notebook_complete) is not held back
 
     papermill_engines.register(_ENGINE, Engine)
     return _ENGINE

@@ -159,3 +159,13 @@ def test_a_kernel_orphaned_as_it_starts_stops_under_a_subreaper(tmp_path):
 )
 def test_only_an_ipython_kernel_on_this_interpreter_is_forked(cmd, served):
     assert kernel_server.serves(cmd) is served
+
+
+def test_the_executed_notebook_is_written_at_most_so_often_while_it_runs():
+    written = []
+    save = kernels._at_most_every(0.2, lambda **kw: written.append(kw))
+    for _ in range(5):
+        save()  # a cell starting and ending: only the first is written
+    time.sleep(0.25)
+    save(note="later")
+    assert written == [{}, {"note": "later"}]
