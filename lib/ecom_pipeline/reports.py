@@ -220,7 +220,8 @@ class QualityContext:
     run_id: str
     data_range: str
     rows_staged: int
-    quarantine: pd.DataFrame  # source_table, reason, rows, examples
+    rows_quarantined: int
+    quarantine: pd.DataFrame  # source_table, reason, rows (a row under each of its reasons), examples
     previous_failing: dict[str, int]  # check name -> rows failing in the run before (absent: not run then)
 
 
@@ -248,7 +249,7 @@ def quality_report_html(
     status = (
         f"failed ({len(stopping)} stopping)" if stopping else f"warn ({len(failed)} failing)" if failed else "passed"
     )
-    quarantined = int(ctx.quarantine["rows"].sum()) if len(ctx.quarantine) else 0
+    quarantined = ctx.rows_quarantined
     held = (
         f"{quarantined:,} of {ctx.rows_staged:,} rows staged by this run ({quarantined / ctx.rows_staged:.1%})"
         if (ctx.rows_staged)

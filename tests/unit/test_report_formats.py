@@ -56,11 +56,11 @@ def test_the_quality_report_separates_this_run_and_shows_its_quarantine(tmp_path
         )
 
     results = [result("dupes", 3, ["O1", "O1", "O2"]), result("fine", 0, [])]
-    quarantine = pd.DataFrame(
-        [("orders", "MALFORMED_NUMBER", 12, "O7, O9"), ("customers", "BAD_EMAIL", 1, "C3")],
+    quarantine = pd.DataFrame(  # 13 reasons on 12 rows: one order has two
+        [("orders", "MALFORMED_NUMBER", 12, "O7, O9"), ("orders", "BAD_STATUS", 1, "O7")],
         columns=["source_table", "reason", "rows", "examples"],
     )
-    context = QualityContext("r2", "orders 2025-01-01 to 2025-01-02", 1000, quarantine, {"dupes": 1})
+    context = QualityContext("r2", "orders 2025-01-01 to 2025-01-02", 1000, 12, quarantine, {"dupes": 1})
     history = pd.DataFrame({"run_id": ["r1", "r2"], "overall": [99.0, 99.5]})
     page = quality_report_html(tmp_path / "quality_report.html", results, score(results), history, context)
     text = page.read_text()
@@ -68,7 +68,7 @@ def test_the_quality_report_separates_this_run_and_shows_its_quarantine(tmp_path
     assert "dupes" in failing and "fine" not in failing and "fine" in passing
     assert "<td>O1, O2</td>" in failing  # each example key once
     assert "<td class='num'>2</td>" in failing  # 3 failing now, 1 in the run before: 2 new
-    assert "13 of 1,000 rows staged by this run (1.3%)" in text
+    assert "12 of 1,000 rows staged by this run (1.2%)" in text  # rows, not reasons
     assert "MALFORMED_NUMBER" in text and "O7, O9" in text
     assert "status</dt><dd class='status-warn'>warn (1 failing)</dd>" in text
     assert (tmp_path / "plotly.min.js").exists() and "<script src='plotly.min.js'>" in text

@@ -385,7 +385,14 @@ def report_context(conn: psycopg.Connection, run_id: str) -> Any:
         columns=["source_table", "reason", "rows", "examples"],
     )
     span = f"orders {facts['first_date']} to {facts['last_date']}" if facts["last_date"] else "no orders yet"
-    return QualityContext(run_id, span, int(facts["rows_staged"]), quarantine, dict(facts["previous_failing"]))
+    return QualityContext(
+        run_id,
+        span,
+        int(facts["rows_staged"]),
+        int(facts["rows_quarantined"]),
+        quarantine,
+        dict(facts["previous_failing"]),
+    )
 
 
 def write_reports(
