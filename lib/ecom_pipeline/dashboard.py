@@ -73,8 +73,7 @@ class Context:
         return "Hatched: partial month, " + ", ".join(covered(m) for m in flagged) + "."
 
 
-def _layout(fig: go.Figure, title: str, height: int = HEIGHT, note: str = "") -> go.Figure:
-    return reports.layout(fig, title, height, note)
+_layout = reports.layout
 
 
 # -- executive -----------------------------------------------------------------
@@ -83,6 +82,16 @@ def _layout(fig: go.Figure, title: str, height: int = HEIGHT, note: str = "") ->
 def _hatched(partial: pd.Series) -> dict:
     """A bar marker with the partial months hatched."""
     return dict(pattern=dict(shape=["/" if p else "" for p in partial], fillmode="overlay", solidity=0.4))
+
+
+def _open(partial: pd.Series) -> dict:
+    """A line's marker, open on the partial months."""
+    return dict(symbol=["circle-open" if p else "circle" for p in partial], size=8)
+
+
+def _first_days(month: str, days: int) -> str:
+    """The first ``days`` days of ``month``, as the KPI tiles name them ("Jan 1", "Jan 1-4" with an en dash)."""
+    return f"{pd.Timestamp(month):%b} 1" + (f"–{days}" if days > 1 else "")
 
 
 def monthly_trend(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
@@ -104,7 +113,7 @@ def monthly_trend(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
         y=months["orders"],
         name="Orders",
         mode="lines+markers",
-        marker=dict(symbol=["circle-open" if p else "circle" for p in partial], size=8),
+        marker=_open(partial),
         hovertemplate="%{x|%b %Y}: %{y:,} orders<extra></extra>",
         secondary_y=True,
     )
@@ -467,14 +476,13 @@ def seasonality(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
 def order_value(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
     months = frames["monthly_trend"]
     partial = ctx.partial(months["month"])
-    symbols = [("circle-open" if p else "circle") for p in partial]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_scatter(
         x=months["month"],
         y=months["avg_order_value"],
         name="Average order value",
         mode="lines+markers",
-        marker=dict(symbol=symbols, size=8),
+        marker=_open(partial),
         hovertemplate=f"%{{x|%b %Y}}: {ctx.money.hover('y', 2)}<extra></extra>",
     )
     fig.add_scatter(
@@ -482,7 +490,7 @@ def order_value(frames: dict[str, pd.DataFrame], ctx: Context) -> go.Figure:
         y=months["customers"],
         name="Buying customers",
         mode="lines+markers",
-        marker=dict(symbol=symbols, size=8),
+        marker=_open(partial),
         hovertemplate="%{x|%b %Y}: %{y:,} customers<extra></extra>",
         secondary_y=True,
     )
@@ -536,13 +544,8 @@ def _kpi_tiles(kpis: dict, money: reports.Money) -> str:
     ]
     mtd = kpis.get("month_to_date")
     if mtd:
-        span = f"{pd.Timestamp(mtd['month']):%b} 1" + (f"–{mtd['days']}" if mtd["days"] > 1 else "")
-        label = "month" if mtd["complete"] else f"month to date ({span})"
-        before = ""
-        if mtd["previous_month"]:
-            before = f"{pd.Timestamp(mtd['previous_month']):%b} 1" + (
-                f"–{mtd['previous_days']}" if mtd["previous_days"] > 1 else ""
-            )
+        label = "month" if mtd["complete"] else f"month to date ({_first_days(mtd['month'], mtd['days'])})"
+        before = _first_days(mtd["previous_month"], mtd["previous_days"]) if mtd["previous_month"] else ""
         for name, value, earlier, show in (
             ("Revenue", mtd["revenue"], mtd["previous_revenue"], money),
             ("Orders placed", mtd["orders_placed"], mtd["previous_orders_placed"], lambda v: f"{v:,.0f}"),

@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +150,7 @@ _ENGINE = "ecom_pipeline"
 SAVE_EVERY_S = 1.0
 
 
-def _at_most_every(seconds: float, save: Any) -> Any:
+def _at_most_every(seconds: float, save: Callable[..., None]) -> Callable[..., None]:
     """``save``, skipped when it last wrote less than ``seconds`` ago."""
     last = [float("-inf")]
 

@@ -145,6 +145,23 @@ def charts(figures: Iterable[tuple[str, go.Figure]]) -> str:
     return "<div class='grid'>" + "".join(chart(div_id, fig) for div_id, fig in figures) + "</div>"
 
 
+RUNS_AXIS = dict(type="category", tickangle=-30)  # one tick per run or batch, not a time axis
+SCORE_AXIS = dict(range=[0, 105], rangemode=None)  # a score out of 100, not stretched to the points shown
+
+
+def score_by_run(run_ids: Iterable[str], scores: Iterable[float], title: str, height: int, note: str) -> go.Figure:
+    """The overall quality score of each run, oldest first (the quality and the monitoring report)."""
+    fig = go.Figure(
+        go.Scatter(
+            x=list(run_ids), y=list(scores), mode="lines+markers", hovertemplate="run %{x}: %{y:.2f}<extra></extra>"
+        )
+    )
+    layout(fig, title, height=height, note=note)
+    fig.update_xaxes(**RUNS_AXIS)
+    fig.update_yaxes(**SCORE_AXIS)
+    return fig
+
+
 def table(frame: pd.DataFrame, numeric: Iterable[str] = ()) -> str:
     """A table of already formatted values; ``numeric`` columns are right-aligned."""
     right = set(numeric)
@@ -312,18 +329,14 @@ def quality_report_html(
         )
     )
     layout(by_dimension, "Score by dimension", height=340)
-    by_dimension.update_yaxes(range=[0, 105], rangemode=None)
-    trend = go.Figure(
-        go.Scatter(
-            x=history["run_id"],
-            y=history["overall"].astype(float),
-            mode="lines+markers",
-            hovertemplate="run %{x}: %{y:.2f}<extra></extra>",
-        )
+    by_dimension.update_yaxes(**SCORE_AXIS)
+    trend = score_by_run(
+        history["run_id"],
+        history["overall"].astype(float),
+        "Overall score by run",
+        340,
+        "One point per run, oldest first.",
     )
-    layout(trend, "Overall score by run", height=340, note="One point per run, oldest first.")
-    trend.update_xaxes(type="category", tickangle=-30)
-    trend.update_yaxes(range=[0, 105], rangemode=None)
     facts = {
         "run": ctx.run_id,
         "generated": _now(),
@@ -370,7 +383,7 @@ def monitoring_report_html(path: Path, report: dict[str, Any]) -> Path:
             )
         )
         layout(fig, "Run durations", height=320, note="Seconds per run, oldest first; failed runs in red.")
-        fig.update_xaxes(type="category", tickangle=-30)
+        fig.update_xaxes(**RUNS_AXIS)
         fig.update_yaxes(title_text="seconds")
         figures.append(("monitoring-durations", fig))
     volumes = (report.get("volume_anomalies") or {}).get("history") or []
@@ -395,17 +408,7 @@ def monitoring_report_html(path: Path, report: dict[str, Any]) -> Path:
     quality = (report.get("quality_trend") or {}).get("history") or []
     if quality:
         scores = pd.DataFrame(quality).iloc[::-1]
-        fig = go.Figure(
-            go.Scatter(
-                x=scores["run_id"],
-                y=scores["overall"],
-                mode="lines+markers",
-                hovertemplate="run %{x}: %{y:.2f}<extra></extra>",
-            )
-        )
-        layout(fig, "Quality score by run", height=320, note="Oldest first.")
-        fig.update_xaxes(type="category", tickangle=-30)
-        fig.update_yaxes(range=[0, 105], rangemode=None)
+        fig = score_by_run(scores["run_id"], scores["overall"], "Quality score by run", 320, "Oldest first.")
         figures.append(("monitoring-quality", fig))
     freshness = report.get("data_freshness") or {}
     layers = freshness.get("layers") or {}

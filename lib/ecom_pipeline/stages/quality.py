@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import psycopg
@@ -33,6 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ecom_pipeline import catalogue, config, contract, db, runs
 from ecom_pipeline.params import CleanParams, QualityParams
 from ecom_pipeline.stages import session
+
+if TYPE_CHECKING:  # the reports module loads plotly: imported where a report is written
+    from ecom_pipeline.reports import QualityContext
 
 log = logging.getLogger(__name__)
 
@@ -375,8 +378,8 @@ def gate(results: list[CheckResult], fail_on: list[str]) -> None:
         raise QualityGateError(f"{len(stopping)} quality check(s) stop the run:\n  " + "\n  ".join(lines))
 
 
-def report_context(conn: psycopg.Connection, run_id: str) -> Any:
-    """What the HTML report tells beside the checks (:class:`ecom_pipeline.reports.QualityContext`)."""
+def report_context(conn: psycopg.Connection, run_id: str) -> QualityContext:
+    """What the HTML report tells beside the checks."""
     from ecom_pipeline.reports import QualityContext
 
     facts = db.query_file(conn, "quality/context.sql", {"run_id": run_id})[0]
@@ -396,7 +399,7 @@ def report_context(conn: psycopg.Connection, run_id: str) -> Any:
 
 
 def write_reports(
-    run_id: str, results: list[CheckResult], scores: dict[str, Any], history: pd.DataFrame, context: Any
+    run_id: str, results: list[CheckResult], scores: dict[str, Any], history: pd.DataFrame, context: QualityContext
 ) -> Path:
     """quality_report.json and quality_report.html in the run's reports folder."""
     from ecom_pipeline.reports import quality_report_html
