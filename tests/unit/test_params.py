@@ -107,7 +107,7 @@ def test_load_params_refuses_unusable_slices(override, name):
         load_params("params/small.yaml", [override])
 
 
-@pytest.mark.parametrize("code", ["usd", "US", "DOLLAR", "$"])
+@pytest.mark.parametrize("code", ["usd", "US", "DOLLAR", "$", "EU'R"])
 def test_the_currency_is_an_iso_code(code):
     with pytest.raises(ParamsError, match=r"analytics\.currency"):
         load_params("params/small.yaml", [f"analytics.currency={code}"])
