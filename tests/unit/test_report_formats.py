@@ -72,3 +72,24 @@ def test_the_quality_report_separates_this_run_and_shows_its_quarantine(tmp_path
     assert "MALFORMED_NUMBER" in text and "O7, O9" in text
     assert "status</dt><dd class='status-warn'>warn (1 failing)</dd>" in text
     assert (tmp_path / "plotly.min.js").exists() and "<script src='plotly.min.js'>" in text
+
+
+def test_keys_from_the_input_are_shown_as_text_never_as_markup(tmp_path):
+    """A quarantined row's key and a failing example come from the files: they are escaped in the page."""
+    import pandas as pd
+
+    from ecom_pipeline.reports import QualityContext, quality_report_html
+    from ecom_pipeline.stages.quality import CheckResult, score
+
+    hostile = "<script>alert('x')</script>\"'"
+    results = [
+        CheckResult("dupes", "sql", "staging", "staging.orders", "uniqueness", "warn", "d", 10, 1, [hostile], 0.0)
+    ]
+    quarantine = pd.DataFrame(
+        [("orders", "MALFORMED_NUMBER", 1, hostile)], columns=["source_table", "reason", "rows", "examples"]
+    )
+    context = QualityContext("r1", "orders", 10, 1, quarantine, {})
+    history = pd.DataFrame({"run_id": ["r1"], "overall": [99.0]})
+    text = quality_report_html(tmp_path / "q.html", results, score(results), history, context).read_text()
+    assert "<script>alert" not in text
+    assert text.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&quot;&#x27;") == 2
