@@ -61,7 +61,8 @@ def forecast_daily(daily: pd.DataFrame, horizon: int = HORIZON_DAYS, backtest_da
     parts, accuracy = [], {}
     for metric in METRICS:
         series = history[metric]
-        middle, lower, upper = _fit_and_forecast(series, horizon)
+        # To the cent (a hundredth of an order): the fit's last bits vary with the BLAS build and its threads.
+        middle, lower, upper = (values.round(2) for values in _fit_and_forecast(series, horizon))
         parts.append(
             pd.DataFrame(
                 {"date": middle.index.date, "metric": metric, "forecast": middle, "lower": lower, "upper": upper}
