@@ -60,3 +60,25 @@ def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     out.mkdir()
     monkeypatch.setenv("PIPELINE_OUTPUTS", str(out))
     return out
+
+
+# The longest modules first, so that the two workers finish together (each module stays on one worker,
+# and a long one started last runs on alone). Only a scheduling hint: a module not named keeps its place.
+LONGEST_FIRST = (
+    "integration/test_run_all.py",
+    "browser/test_reports.py",
+    "integration/test_operations.py",
+    "integration/test_recovery.py",
+    "integration/test_recovery_database.py",
+    "integration/test_clean.py",
+    "integration/test_quality.py",
+    "integration/test_monitoring.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the tests of a module, and the other modules, keep their order
