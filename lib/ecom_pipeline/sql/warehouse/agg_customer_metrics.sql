@@ -7,32 +7,47 @@ delete from warehouse.agg_customer_metrics where customer_id in (select customer
 
 analyze touched_customers;
 
-with orders as (
-    -- One row per order first, so the customer's figures are plain sums and counts.
-    select f.customer_id, f.order_id, f.order_ts, s.is_revenue, sum(f.line_total) as revenue
+with lines as (
+    -- The customer's lines, grouped once: an order's lines share its time and status, so orders are counted
+    -- as distinct order ids and an order's value is the revenue over them. Ids compared byte by byte ("C").
+    select
+        f.customer_id collate "C" as customer_id,
+        f.order_id collate "C" as order_id,
+        f.order_ts,
+        s.is_revenue,
+        f.line_total
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
     where f.customer_id in (select customer_id from touched_customers)
-    group by f.customer_id, f.order_id, f.order_ts, s.is_revenue
+),
+
+customers as (
+    select
+        l.customer_id,
+        count(distinct l.order_id) filter (where l.is_revenue) as orders,
+        coalesce(sum(l.line_total) filter (where l.is_revenue), 0) as total_spent,
+        min(l.order_ts) filter (where l.is_revenue) as first_purchase,
+        max(l.order_ts) filter (where l.is_revenue) as last_purchase
+    from lines as l
+    group by l.customer_id
 ),
 
 final as (
     select
-        o.customer_id,
-        count(*) filter (where o.is_revenue) as orders,
-        coalesce(sum(o.revenue) filter (where o.is_revenue), 0) as total_spent,
-        round(avg(o.revenue) filter (where o.is_revenue), 2) as avg_order_value,
-        min(o.order_ts) filter (where o.is_revenue) as first_purchase,
-        max(o.order_ts) filter (where o.is_revenue) as last_purchase,
+        c.customer_id,
+        c.orders,
+        c.total_spent,
+        round(c.total_spent / nullif(c.orders, 0), 2) as avg_order_value,
+        c.first_purchase,
+        c.last_purchase,
         null::integer as days_since_last_purchase,
         null::smallint as recency_score,
         null::smallint as frequency_score,
         null::smallint as monetary_score,
         null::text as rfm_segment,
         -- Historical lifetime value: everything the customer has paid for.
-        coalesce(sum(o.revenue) filter (where o.is_revenue), 0) as lifetime_value
-    from orders as o
-    group by o.customer_id
+        c.total_spent as lifetime_value
+    from customers as c
 )
 
 insert into warehouse.agg_customer_metrics

@@ -7,41 +7,54 @@ delete from warehouse.agg_product_performance where product_id in (select produc
 analyze touched_products;
 
 with lines as (
-    -- One row per product and order first, so the product's figures are plain sums and counts.
+    -- The product's lines, grouped once: an order's lines share its status, so orders are counted as
+    -- distinct order ids. Ids compared byte by byte ("C"): the same groups, sorted faster.
     select
-        f.product_id collate "C" as product_id,  -- grouped byte by byte: the same groups, sorted faster
+        f.product_id collate "C" as product_id,
         f.order_id collate "C" as order_id,
         s.status,
         s.is_revenue,
-        sum(f.quantity) as quantity,
-        sum(f.line_total) as revenue,
-        sum(f.profit) as profit,
-        sum(f.discount_amount) as discount,
-        sum(f.quantity * f.unit_price) as gross,
-        count(*) as line_count
+        f.quantity,
+        f.line_total,
+        f.profit,
+        f.discount_amount,
+        f.quantity * f.unit_price as gross
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
     where f.product_id in (select product_id from touched_products)
-    group by 1, 2, 3, 4
+),
+
+products as (
+    select
+        l.product_id,
+        coalesce(sum(l.quantity) filter (where l.is_revenue), 0) as quantity,
+        coalesce(sum(l.line_total) filter (where l.is_revenue), 0) as revenue,
+        coalesce(sum(l.profit) filter (where l.is_revenue), 0) as profit,
+        round(sum(l.profit) filter (where l.is_revenue) / nullif(sum(l.line_total) filter (where l.is_revenue), 0), 4)
+            as margin,
+        round(100 * sum(l.discount_amount) / nullif(sum(l.gross), 0), 2) as avg_discount_pct,
+        count(distinct l.order_id) filter (where l.is_revenue) as orders,
+        round(count(distinct l.order_id) filter (where l.status = 'returned')::numeric / count(distinct l.order_id), 4)
+            as return_rate
+    from lines as l
+    group by l.product_id
 ),
 
 final as (
     select
-        l.product_id,
+        a.product_id,
         coalesce(p.product_name, '(unknown)') as product_name,
         coalesce(p.category, 'Unknown') as category,
-        coalesce(sum(l.quantity) filter (where l.is_revenue), 0) as quantity,
-        coalesce(sum(l.revenue) filter (where l.is_revenue), 0) as revenue,
-        coalesce(sum(l.profit) filter (where l.is_revenue), 0) as profit,
-        round(sum(l.profit) filter (where l.is_revenue) / nullif(sum(l.revenue) filter (where l.is_revenue), 0), 4)
-            as margin,
-        round(100 * sum(l.discount) / nullif(sum(l.gross), 0), 2) as avg_discount_pct,
-        count(*) filter (where l.is_revenue) as orders,
-        round(count(*) filter (where l.status = 'returned')::numeric / count(*), 4) as return_rate,
+        a.quantity,
+        a.revenue,
+        a.profit,
+        a.margin,
+        a.avg_discount_pct,
+        a.orders,
+        a.return_rate,
         null::integer as revenue_rank
-    from lines as l
-    left join warehouse.dim_product as p on p.product_id = l.product_id and p.is_current
-    group by l.product_id, p.product_name, p.category
+    from products as a
+    left join warehouse.dim_product as p on p.product_id = a.product_id and p.is_current
 )
 
 insert into warehouse.agg_product_performance
