@@ -78,7 +78,11 @@ where f.order_item_id = n.order_item_id
   and (f.status_key, f.payment_method_key, f.customer_key, f.product_key)
       is distinct from (n.status_key, n.payment_method_key, n.customer_key, n.product_key);
 
--- New lines: a plain insert (no conflict to resolve, no working copy of the rows).
+-- New lines: a plain insert (no conflict to resolve, no working copy of the rows). Checked against the
+-- known lines by a hash: with none (a first load) the planner would otherwise scan the empty table once for
+-- every new line (1M orders: 1.0 s of the insert's 11 s; by a hash, 0.3 s).
+set local enable_nestloop = off;
+
 insert into warehouse.fact_sales (order_item_id, order_id, date_key, customer_key, product_key, status_key,
                                   payment_method_key, customer_id, product_id, order_ts, quantity, unit_price,
                                   discount_amount, line_total, cost_amount, profit, batch_id)
@@ -87,6 +91,8 @@ select n.order_item_id, n.order_id, n.date_key, n.customer_key, n.product_key, n
        n.cost_amount, n.profit, n.batch_id
 from fact_source as n
 where not exists (select from known_lines as k where k.order_item_id = n.order_item_id);
+
+reset enable_nestloop;
 
 drop view fact_source;
 
