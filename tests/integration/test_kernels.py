@@ -125,8 +125,13 @@ kernel = server.fork([sys.executable, "-m", "ipykernel_launcher", "-f", sys.argv
 pid = kernel.pid  # the server answers with the pid at once after the fork, before the kernel has started
 server.process.send_signal(signal.SIGKILL)
 server.process.wait()
+def running(pid):
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)  # ended and reaped here, if it became this process's
+    except ChildProcessError:  # killed as the server died, before it could become this process's child:
+        return os.path.exists(f"/proc/{pid}")  # the server (ignoring SIGCHLD) left nothing to reap
 deadline = time.monotonic() + 15
-while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+while running(pid) and time.monotonic() < deadline:
     time.sleep(0.05)
 stopped = time.monotonic() < deadline
 if not stopped:
