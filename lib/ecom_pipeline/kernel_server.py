@@ -288,6 +288,14 @@ def _run_kernel(request: dict[str, Any], parent: int) -> None:
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
+    # The kernel has stopped. ipykernel's exit closes IOPub before it ends its control and shell channel
+    # threads, and the control thread may still be answering the shutdown request: its last flush then fails
+    # on a closed socket and prints a ZMQError traceback into the run's log. Let those threads end first.
+    app = kernelapp.IPKernelApp.instance()
+    for thread in (getattr(app, "control_thread", None), getattr(app, "shell_channel_thread", None)):
+        if thread is not None and thread.is_alive():
+            thread.stop()
+            thread.join(timeout=10)
     raise SystemExit(0)
 
 

@@ -153,6 +153,41 @@ def test_a_kernel_orphaned_as_it_starts_stops_under_a_subreaper(tmp_path):
     assert json.loads(done.stdout.splitlines()[-1]) == {"stopped": True}
 
 
+# In the kernel: ipykernel's check that the IOPub thread still runs, then a pause (a busy machine), then the send,
+# for the control thread alone, which answers the shutdown request while the kernel's main thread exits.
+SLOW_CONTROL_THREAD = """
+import threading, time
+from ipykernel import iostream
+
+def schedule(self, f):
+    if threading.current_thread().name == "Control" and self.thread.is_alive():
+        time.sleep(0.5)
+        self._events.append(f)
+        self._event_pipe.send(b"")
+    else:
+        f()
+
+iostream.IOPubThread.schedule = schedule
+"""
+
+
+def test_a_kernel_shut_down_while_its_control_thread_lags_ends_without_a_traceback(capfd):
+    """ipykernel's exit closes IOPub before its control thread has answered the shutdown request; a kernel
+    printed "ZMQError: Socket operation on non-socket" into a run's log when that thread was slow."""
+    with kernels.forked():
+        kernel = kernels.start("python3", config.NOTEBOOKS_DIR, warm_up=False)
+        try:
+            client = _client(kernel)
+            assert client.execute_interactive(SLOW_CONTROL_THREAD, timeout=60)["content"]["status"] == "ok"
+            client.stop_channels()
+            run_sync(kernel.manager.shutdown_kernel)(now=False)
+            assert not run_sync(kernel.manager.is_alive)()
+        finally:
+            _stop(kernel)
+    printed = capfd.readouterr().err
+    assert "Traceback" not in printed and "ZMQError" not in printed, printed
+
+
 @pytest.mark.parametrize(
     "cmd, served",
     [
