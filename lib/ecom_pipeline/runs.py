@@ -182,13 +182,14 @@ class RunRecorder:
     # -- its stages ------------------------------------------------------------
 
     def stage_started(self, stage: Stage, notebook: Path) -> None:
-        self.write_summary("running", current=stage.name)
+        # The database row first: a run killed once the summary names the stage has its attempt on record.
         self._attempt = self.conn.execute(
             "insert into monitoring.stage_runs (run_id, stage, attempt, status, started_at, notebook) "
             "select %(run)s, %(stage)s, coalesce(max(attempt), 0) + 1, 'running', now(), %(notebook)s "
             "from monitoring.stage_runs where run_id = %(run)s and stage = %(stage)s returning attempt",
             {"run": self.run_id, "stage": stage.name, "notebook": str(notebook)},
         ).fetchone()[0]
+        self.write_summary("running", current=stage.name)
 
     def stage_finished(self, stage: Stage, notebook: Path, wall_s: float, error: str | None) -> StageOutcome:
         """Record the stage's end: papermill's duration (the wall time if the kernel never ran it), and the
