@@ -5,9 +5,9 @@ plotly and the project, about 2 s of CPU a kernel and seven kernels a run. The k
 once, at the start of a run; each stage's kernel is then a fork of it that starts IPython's kernel
 with those modules already loaded. It is still a process of its own, in a session of its own, started
 with the command, folder and environment jupyter_client gives it, and it still ends when its parent
-does: the server ends when the run closes the server's input (or dies), and a kernel whose parent is
-gone is killed by the system (Linux's parent-death signal) or, elsewhere, stops itself within a second
-(ipykernel's parent poller).
+does: the server ends when the run closes the server's input or dies (at once on Linux: the system's
+parent-death signal), and a kernel whose parent is gone is killed by the system too or, elsewhere, stops
+itself within a second (ipykernel's parent poller).
 
 ``python -m ecom_pipeline.kernel_server`` reads one request a line on its standard input (JSON:
 ``argv``, ``cwd``, ``env``) and answers each with the new kernel's pid on its standard output.
@@ -53,7 +53,7 @@ class KernelServer:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ecom_pipeline.kernel_server"],
+            [sys.executable, "-m", "ecom_pipeline.kernel_server", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -189,8 +189,11 @@ def warm() -> None:
     holidays.country_holidays(WarehouseParams().holiday_country, years=2025)
 
 
-def serve() -> None:
-    """The server's loop: import, then fork a kernel for each request until the input ends."""
+def serve(run: int | None = None) -> None:
+    """The server's loop: import, then fork a kernel for each request until the input ends (or ``run``, the
+    process that started the server, ends)."""
+    if run is not None:
+        _end_with(run)  # a killed run takes its server with it at once, and the server its kernels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; the server ends with its input
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended kernels are reaped by the system
     answers = os.fdopen(os.dup(1), "w")
@@ -212,6 +215,8 @@ def serve() -> None:
     for step in [*(functools.partial(importlib.import_module, name) for name in PRELOAD_NEXT), warm]:
         for request in requests.pending():  # a kernel asked for meanwhile does not wait for the rest
             fork(request)
+        if requests.ended:
+            break  # the run has ended: no kernel will be asked for again
         step()
     for request in requests:
         fork(request)
@@ -252,12 +257,14 @@ class _Requests:
 
 
 def _end_with(parent: int) -> None:
-    """In the fork: make sure the kernel ends when ``parent``, the server, does, even if it already has.
+    """Make sure this process ends when ``parent`` does, even if it already has: a kernel with the server, and
+    the server with the run (the thread of the run that started it, as Linux counts parents).
 
     ipykernel's parent poller starts only once the kernel has started, a second or more after the fork, and
     if the parent is gone by then it waits for the kernel's parent to become process 1, which under a
-    subreaper (a container's init, a service manager) never happens. On Linux the system kills the kernel
-    the moment its parent ends; a fork whose parent ended before that was asked for ends itself at once.
+    subreaper (a container's init, a service manager) never happens; the server itself would go on importing
+    for seconds before it read the end of its input. On Linux the system kills the process the moment its
+    parent ends; one whose parent ended before that was asked for ends itself at once.
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -300,4 +307,4 @@ def _run_kernel(request: dict[str, Any], parent: int) -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -101,7 +101,7 @@ def test_kernels_stop_when_the_server_dies():
             process = psutil.Process(pid)  # before the kill: the system may end the kernel at once
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
-            _, alive = psutil.wait_procs([process], timeout=15)
+            _, alive = psutil.wait_procs([process], timeout=15)  # reaped: jupyter_client asks for the pid
             assert not alive
             assert not run_sync(kernel.manager.is_alive)()
         finally:
@@ -151,6 +151,35 @@ def test_a_kernel_orphaned_as_it_starts_stops_under_a_subreaper(tmp_path):
         check=True,
     )
     assert json.loads(done.stdout.splitlines()[-1]) == {"stopped": True}
+
+
+# The run (a child of this subreaper) starts its server and is killed; the server, orphaned, becomes this process's
+# child, so its end can be read: killed by the system with the run, or ended by itself on finding the run gone.
+SERVER_OF_A_KILLED_RUN = """
+import ctypes, json, os, signal, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+run = subprocess.Popen([sys.executable, "-c", "from ecom_pipeline.kernel_server import KernelServer; "
+                        "print(KernelServer().process.pid, flush=True); import time; time.sleep(600)"],
+                       stdout=subprocess.PIPE, text=True)
+server = int(run.stdout.readline())
+run.kill()
+run.wait()
+signal.alarm(60)
+_, status = os.waitpid(server, 0)
+print(json.dumps({"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                  "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers and parent-death signals are Linux's")
+def test_the_server_of_a_killed_run_ends_with_it_not_after_its_imports():
+    """A server whose run was killed used to import for seconds more before it read the end of its input."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVER_OF_A_KILLED_RUN], capture_output=True, text=True, timeout=120, check=True
+    )
+    ended = json.loads(done.stdout.splitlines()[-1])
+    # Killed with the run, or (killed before it could ask for that) ended at once on finding it gone.
+    assert ended in ({"signal": signal.SIGKILL, "exit": None}, {"signal": None, "exit": 1}), ended
 
 
 # In the kernel: ipykernel's check that the IOPub thread still runs, then a pause (a busy machine), then the send,

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from ecom_pipeline.stages import STAGE_NAMES
+from helpers import still_running
 from interrupted import RUN_ID, assert_same_result, finish, start, uninterrupted, wait_for_stage
 
 pytestmark = pytest.mark.slow
@@ -20,7 +21,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     kernels = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    _, alive = psutil.wait_procs(kernels, timeout=15)
+    alive = still_running(kernels, timeout=15)
     assert not alive, f"orphaned kernels still running: {alive}"
 
 
