@@ -23,6 +23,7 @@ needs:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -179,8 +180,23 @@ def start(pgdata: Path | None = None) -> str:
     _server_class(pgdata)
     pgserver = _import_pgserver()
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    atexit.unregister(server._cleanup)  # the package's exit handler, made safe below
+    atexit.unregister(_release_at_exit)
+    atexit.register(_release_at_exit)
     _ensure_database(_uri(server), EMBEDDED_DATABASE)
     return _uri(server, EMBEDDED_DATABASE)
+
+
+def _release_at_exit() -> None:
+    """At exit, give up this process's use of each server it started (stopping the server if it was the last).
+
+    A server that ended on its own meanwhile (a crash, an operator) may still look alive when the package
+    checks, and be gone once its stop has failed and the package signals it: the package then raises
+    NoSuchProcess, which at exit printed a traceback under the run's own message that the database was lost.
+    """
+    for server in list(_import_pgserver().PostgresServer._instances.values()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server._cleanup()
 
 
 def _uri(server, database: str | None = None) -> str:

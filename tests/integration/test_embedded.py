@@ -26,6 +26,20 @@ with psycopg.connect(embedded.start()) as conn:
     print(conn.execute("select 41 + 1").fetchone()[0])
 """
 
+# The server ends on its own (a crash, an operator) while the run's exit stops it: still running when the
+# package looks, gone when pg_ctl and then the package's own signal reach it. The package's exit handler then
+# raised NoSuchProcess, and a run that had lost its database ended with a traceback.
+ENDS_AS_THE_RUN_EXITS = """
+import os, signal, psutil
+from pathlib import Path
+from ecom_pipeline import embedded
+embedded.start()
+pid = int((Path(os.environ["PIPELINE_PGDATA"]) / "postmaster.pid").read_text().split(chr(10), 1)[0])
+os.kill(pid, signal.SIGQUIT)
+psutil.wait_procs([psutil.Process(pid)], timeout=30)
+psutil.Process.is_running = lambda self: True  # as the package saw it an instant before
+"""
+
 
 def _python(code: str, pgdata: Path, *args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PIPELINE_PGDATA": str(pgdata)}
@@ -148,3 +162,9 @@ def test_lock_and_runtime_files_are_per_data_folder(tmp_path):
     assert done.stdout.strip() == "42"
     assert (tmp_path / "pgdata.run" / ".lockfile").is_file()
     assert not (runtime / "python_PostgresServer" / ".lockfile").exists()
+
+
+def test_a_server_that_ends_as_the_run_exits_leaves_no_traceback(tmp_path):
+    done = _python(ENDS_AS_THE_RUN_EXITS, tmp_path / "pgdata")
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0 and "Traceback" not in err, err
