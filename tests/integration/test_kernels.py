@@ -90,6 +90,32 @@ def test_a_kernel_interrupted_stops_its_cell_and_keeps_running():
         assert not run_sync(kernel.manager.is_alive)()
 
 
+def test_nbclient_s_client_is_ready_once_the_kernel_has_answered_while_it_was_busy():
+    """The stage's client asks while the kernel still runs what it was given before (the warm-up imports):
+    it asks again until the kernel answers on both channels, then sees only its own requests' output."""
+    with kernels.forked():
+        kernel = kernels.start("python3", config.NOTEBOOKS_DIR, warm_up=False)
+        try:
+            kernel.warm_up.execute("import time; time.sleep(2); print('from before')")
+            time.sleep(0.5)  # delivered; then closed, as before a stage (the clients share one shell identity)
+            kernel.warm_up.stop_channels()
+            client = kernel.manager.client()
+            assert type(client) is kernels.ready_client_class()  # what nbclient gets from km.client()
+            client.start_channels()
+            try:
+                run_sync(client.wait_for_ready)(timeout=60)
+                printed: list[str] = []
+                reply = run_sync(client.execute_interactive)(
+                    "print('after')", timeout=60, output_hook=lambda m: printed.append(m["content"].get("text", ""))
+                )
+            finally:
+                client.stop_channels()
+            assert reply["content"]["status"] == "ok"
+            assert "".join(printed) == "after\n"
+        finally:
+            _stop(kernel)
+
+
 def test_kernels_stop_when_the_server_dies():
     """The run killed: its server gets end of input or dies, and each kernel, its parent gone, stops itself."""
     with kernels.forked():
