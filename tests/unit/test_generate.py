@@ -1,5 +1,6 @@
 """The generator: deterministic, consistent, with measurable effects and exactly the listed defects."""
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -8,12 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecom_pipeline import catalogue, contract
 from ecom_pipeline.params import GenerateParams, load_params
 from ecom_pipeline.stages.generate import generate_next_batch
+from ecom_pipeline.stages.generate.world import fmt_ts
 
 SMALL = load_params("params/small.yaml").generate
+EPOCH = dt.datetime(1970, 1, 1)
 
 
 def _read(folder: Path, table: str) -> pd.DataFrame:
@@ -247,3 +252,9 @@ def test_generate_consecutive_batches_continue_the_world(tmp_path):
     assert new_orders["customer_id"].isin(known).all()
     assert not set(i2["order_item_id"]) & set(i1["order_item_id"])
     assert i2["order_id"].isin(set(o2["order_id"])).sum() >= len(i2) - len(bad2)
+
+
+@given(st.lists(st.integers(min_value=-(10**10), max_value=10**10), min_size=1, max_size=50))
+def test_fmt_ts_writes_what_python_writes_for_any_second(seconds):
+    expected = [(EPOCH + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S") for s in seconds]
+    assert fmt_ts(np.array(seconds)).to_pylist() == expected
