@@ -291,17 +291,19 @@ def execute_run(plan: RunPlan, url: str) -> int:
     """Run the planned stages under the pipeline lock; return the process exit code."""
     recorder = runs.RunRecorder(plan.run_id, plan.stages, plan.params_source, db.describe(url))
     progress = Progress(plan.stages)
-    # The first stages' kernels start while the lock is taken and the migrations are checked; each later
-    # stage's while the stages before it run (KERNELS_AHEAD).
+    # The database answers and the lock is held before any kernel starts: a run that cannot go on says so at
+    # once. The first stages' kernels start while the migrations are checked; each later stage's while the
+    # stages before it run (KERNELS_AHEAD).
     status, error = "failed", "interrupted"
-    with kernels.forked():
-        upcoming: dict[int, kernels.Kernel] = {}  # by stage index, until the stage takes its kernel
-        _start_ahead(plan.params.run.kernel, plan.stages, upcoming, 0)
-        try:
-            with (
-                db.pipeline_lock(url),
-                db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn,
-            ):
+    upcoming: dict[int, kernels.Kernel] = {}  # by stage index, until the stage takes its kernel
+    try:
+        with (
+            db.pipeline_lock(url),
+            db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn,
+            kernels.forked(),
+        ):
+            _start_ahead(plan.params.run.kernel, plan.stages, upcoming, 0)
+            try:
                 _open_run_folder(plan)
                 migrations.apply_migrations(conn)
                 recorder.start(conn, plan.params)
@@ -326,18 +328,18 @@ def execute_run(plan: RunPlan, url: str) -> int:
                         status, error = "success", None
                 finally:
                     recorder.finish(status, error)
-        except psycopg.OperationalError as exc:
-            # The database went away mid-run: the summary on disk says how far the run got.
-            recorder.write_summary("failed")
-            _report_failure(plan, url)
-            lost = db.error_line(exc, url)
-            raise db.DatabaseUnavailable(
-                f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
-                f"python run_all.py --resume {plan.run_id}"
-            ) from None
-        finally:
-            for kernel in upcoming.values():  # started for a stage that will not run
-                kernels.shutdown(kernel)
+            finally:
+                for kernel in upcoming.values():  # started for a stage that will not run
+                    kernels.shutdown(kernel)
+    except psycopg.OperationalError as exc:
+        # The database went away mid-run: the summary on disk says how far the run got.
+        recorder.write_summary("failed")
+        _report_failure(plan, url)
+        lost = db.error_line(exc, url)
+        raise db.DatabaseUnavailable(
+            f"run {plan.run_id} lost its database ({lost}); when it is back, resume with: "
+            f"python run_all.py --resume {plan.run_id}"
+        ) from None
     if status != "success":
         _report_failure(plan, url)
     _print_summary(plan, status, recorder.outcomes, recorder.started)
