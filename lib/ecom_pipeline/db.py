@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -263,24 +263,29 @@ def engine(
 
 
 @contextmanager
-def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
-    """Drop the foreign keys and secondary indexes of ``tables``; re-create them when the block ends.
+def bulk_load(conn: psycopg.Connection, tables: list[str], keys_too: Sequence[str] = ()) -> Iterator[None]:
+    """Drop the foreign keys and secondary indexes of ``tables`` (and the primary keys of ``keys_too``);
+    re-create them when the block ends.
 
     For a large load inside a transaction. PostgreSQL checks a foreign key and
     maintains each index row by row, which costs more than the load itself;
     re-adding a constraint validates every row in one set-based pass and
     building an index is one sort. A violation raises and aborts the
     transaction, so nothing invalid is ever committed. Primary keys and unique
-    constraints stay, so upserts keep working.
+    constraints stay, so upserts keep working; except those of ``keys_too``,
+    tables the block only inserts into (2M order lines: 5.7 s inserted under
+    their key, 3.3 s inserted and then keyed).
     """
-    foreign_keys = conn.execute(
+    # Foreign keys first, then primary keys: dropped in that order, re-added in the reverse one.
+    constraints = conn.execute(
         """
         select conrelid::regclass::text, conname, pg_get_constraintdef(oid)
         from pg_constraint
-        where contype = 'f' and conrelid = any (%s::regclass[])
-        order by 1, 2
+        where (contype = 'f' and conrelid = any (%s::regclass[]))
+           or (contype = 'p' and conrelid = any (%s::regclass[]))
+        order by contype = 'p', 1, 2
         """,
-        (tables,),
+        (tables, list(keys_too)),
     ).fetchall()
     indexes = conn.execute(
         """
@@ -291,14 +296,14 @@ def bulk_load(conn: psycopg.Connection, tables: list[str]) -> Iterator[None]:
         """,
         (tables,),
     ).fetchall()
-    for table, name, _ in foreign_keys:
+    for table, name, _ in constraints:
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.SQL(table), sql.Identifier(name)))
     for index, _ in indexes:
         conn.execute(sql.SQL("drop index {}").format(sql.SQL(index)))
     yield
     for _, definition in indexes:
         conn.execute(sql.SQL(definition))
-    for table, name, definition in foreign_keys:
+    for table, name, definition in reversed(constraints):
         conn.execute(
             sql.SQL("alter table {} add constraint {} {}").format(
                 sql.SQL(table), sql.Identifier(name), sql.SQL(definition)

@@ -181,9 +181,10 @@ def test_clean_exact_duplicates_collapse_and_are_counted(migrated_db, batch):
 
 
 SLICED = CleanParams(slices=3, slice_rows=0)  # every batch typed in three slices, on three connections at once
+BULK = CleanParams(bulk_rows=0)  # every batch written with production's keys, indexes and foreign keys rebuilt
 
 
-@pytest.mark.parametrize("p", [PARAMS, SLICED], ids=["one slice", "three slices"])
+@pytest.mark.parametrize("p", [PARAMS, SLICED, BULK], ids=["one slice", "three slices", "bulk"])
 def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_path, p):
     params = GenerateParams(orders=3000, customers=600, products=80, days=90, seed=11)
     folder = generate.generate_next_batch(params, tmp_path / "raw").path
@@ -222,8 +223,9 @@ def test_clean_twice_changes_nothing(migrated_db, tmp_path):
     assert after == before
 
 
-def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
-    _stage_and_clean(migrated_db, batch.parent)
+@pytest.mark.parametrize("p", [PARAMS, BULK], ids=["row by row", "bulk"])
+def test_clean_incremental_updates_and_late_rows(migrated_db, batch, p):
+    _stage_and_clean(migrated_db, batch.parent, p=p)
     day2 = batch.parent / "2025-03-02"
     day2.mkdir()
     for table in contract.TABLE_ORDER:  # header-only files
@@ -255,7 +257,7 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
         updated_at="2025-03-02T10:00:00",
         shipping_address="7 Elm Rd",
     )
-    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r2").set_index("table")
+    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r2", p=p).set_index("table")
     assert counts.loc["customers", "updated"] == 1 and counts.loc["orders", "updated"] == 1
     assert rows(migrated_db, "select city, batch_id from production.customers where customer_id = 'CUST-2'") == [
         ("Salem", "2025-03-02")
@@ -265,7 +267,7 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
     shutil.copytree(day2, day3)
     # A late, older status row must not win; an identical repeat changes nothing.
     edit(day3, "orders", "ORD-2", status="processing", updated_at="2025-03-01T12:00:00")
-    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r3").set_index("table")
+    counts = _stage_and_clean(migrated_db, batch.parent, run_id="r3", p=p).set_index("table")
     assert counts.loc["orders", "stale"] == 1
     assert counts.loc["customers", "unchanged"] == 1
     assert rows(migrated_db, "select status from production.orders where order_id = 'ORD-2'") == [("delivered",)]
@@ -275,6 +277,20 @@ def test_clean_incremental_updates_and_late_rows(migrated_db, batch):
         "duplicates + quarantined from production.clean_log order by 1, 2",
     )
     assert all(row[2] == row[3] for row in log) and len(log) == 12
+
+
+def test_clean_bulk_batch_leaves_every_key_index_and_foreign_key_as_it_was(migrated_db, batch):
+    schema = (
+        "select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint "
+        "where connamespace = 'production'::regnamespace union all "
+        "select tablename, indexname, indexdef from pg_indexes where schemaname = 'production' order by 1, 2"
+    )
+    before = rows(migrated_db, schema)
+    assert ("production.order_items", "order_items_pkey", "PRIMARY KEY (order_item_id)") in before
+    _stage_and_clean(migrated_db, batch.parent, p=BULK)
+    assert rows(migrated_db, schema) == before
+    with pytest.raises(psycopg.errors.UniqueViolation), psycopg.connect(migrated_db) as conn:
+        conn.execute("insert into production.order_items select * from production.order_items limit 1")
 
 
 def test_clean_changed_order_line_is_quarantined(migrated_db, batch):

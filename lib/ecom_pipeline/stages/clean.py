@@ -51,8 +51,10 @@ ACTIONS = {
 }
 COUNT_COLUMNS = ["staged", *ACTIONS.values()]
 
-# Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load).
+# Tables whose foreign keys and indexes a large batch rebuilds in one pass at the end (db.bulk_load); order
+# lines are only ever inserted, so their primary key too.
 BULK_TABLES = ["production.orders", "production.order_items"]
+BULK_KEYS = ["production.order_items"]
 # Tables whose rows are typed and checked on their own first, in slices (sql/clean/<table>_rows.sql).
 # order_items before orders: an order's total is checked against its typed lines.
 SLICED_TABLES = ("order_items", "orders")
@@ -255,7 +257,7 @@ def clean_batch(
     with conn.transaction():
         for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
             conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
-        with db.bulk_load(conn, BULK_TABLES) if staged >= p.bulk_rows else nullcontext():
+        with db.bulk_load(conn, BULK_TABLES, BULK_KEYS) if staged >= p.bulk_rows else nullcontext():
             for table in contract.TABLE_ORDER:
                 counts[table] = _clean_table(conn, table, batch_id, run_id, params)
                 if table in PARENT_REASONS:

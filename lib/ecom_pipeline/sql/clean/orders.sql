@@ -67,19 +67,24 @@ final as (
 
 select * from final;
 
-insert into production.orders as p (order_id, customer_id, order_date, status, payment_method, shipping_address,
-                                    total_amount, updated_at, batch_id)
+-- New orders by a plain insert: the ranking left one row per order, and none that production holds.
+insert into production.orders (order_id, customer_id, order_date, status, payment_method, shipping_address,
+                               total_amount, updated_at, batch_id)
 select order_id, customer_id, order_date, status, payment_method, shipping_address, total_amount, updated_at,
        :write_batch_id
 from clean_orders
-where action in ('insert', 'update')
-on conflict (order_id) do update set
-    customer_id = excluded.customer_id,
-    order_date = excluded.order_date,
-    status = excluded.status,
-    payment_method = excluded.payment_method,
-    shipping_address = excluded.shipping_address,
-    total_amount = excluded.total_amount,
-    updated_at = excluded.updated_at,
+where action = 'insert';
+
+-- Orders production holds, where this batch has a newer version.
+update production.orders as p
+set customer_id = c.customer_id,
+    order_date = c.order_date,
+    status = c.status,
+    payment_method = c.payment_method,
+    shipping_address = c.shipping_address,
+    total_amount = c.total_amount,
+    updated_at = c.updated_at,
     changed_at = now(),
-    batch_id = excluded.batch_id;
+    batch_id = :write_batch_id
+from clean_orders as c
+where c.action = 'update' and p.order_id = c.order_id;
