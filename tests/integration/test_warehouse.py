@@ -210,3 +210,35 @@ def test_warehouse_dim_date_calendar(migrated_db, tmp_path):
         "2025-03-03": "(Monday,f,f,,10,1)",
         "2025-12-25": '(Thursday,f,t,"Christmas Day",52,4)',
     }
+
+
+def test_warehouse_late_dimension_change_repoints_earlier_facts(migrated_db, tmp_path):
+    """A change that arrives after the orders it applies to: their facts move to the new version."""
+    root = tmp_path / "in"
+    day1 = root / "2025-03-01"
+    shutil.copytree(HANDWRITTEN_BATCH, day1)
+    load(migrated_db, root)
+    day2 = root / "2025-03-02"
+    day2.mkdir()
+    for table in contract.TABLE_ORDER:  # the parents as they were; no orders
+        source = (day1 / contract.file_name(table)).read_text()
+        (day2 / contract.file_name(table)).write_text(
+            source if table in ("customers", "products") else source.splitlines()[0] + "\n"
+        )
+    # Both changes took effect before ORD-1 (2025-02-27T14:03), which this batch does not touch.
+    edit(day2, "customers", "CUST-1", city="Chicago", updated_at="2025-02-26T00:00:00")
+    edit(day2, "products", "SKU-A", cost="60.00", updated_at="2025-02-20T00:00:00")
+    load(migrated_db, root, run_id="r2")
+
+    facts = rows(
+        migrated_db,
+        """
+        select f.order_item_id, c.city, p.cost, f.cost_amount, f.profit from warehouse.fact_sales f
+        join warehouse.dim_customer c on c.customer_key = f.customer_key
+        join warehouse.dim_product p on p.product_key = f.product_key
+        where f.order_id = 'ORD-1'""",
+    )
+    assert [(i, c, float(p), float(a), float(pr)) for i, c, p, a, pr in facts] == [
+        ("ITEM-1", "Chicago", 60.0, 120.0, 59.8)
+    ]
+    assert_invariants(migrated_db)
