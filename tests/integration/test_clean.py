@@ -6,6 +6,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ecom_pipeline import contract
 from ecom_pipeline.params import CleanParams, GenerateParams, IngestParams
@@ -358,3 +360,26 @@ def test_squish_trims_white_space_and_never_a_letter(migrated_db):
             ("vanessa.v@example.org v", "\x0b\t Ana \r\n\x0c\x0b", " \x0b "),
         ).fetchone()
     assert trimmed == ("vanessa.v@example.org v", "Ana", None)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(alphabet="0123456789+-.eE N", max_size=9) | st.decimals(places=3).map(str))
+def test_is_decimal_accepts_only_what_casts_without_rounding_or_overflow(migrated_db, value):
+    # numeric(5, 2): three integer digits, two decimals. With constant digits, as the clean SQL calls it, the
+    # planner folds the pattern; with digits from a column it cannot: the two must agree.
+    with psycopg.connect(migrated_db) as conn:
+        folded, computed = conn.execute(
+            "select production.is_decimal(%(v)s, 3, 2), production.is_decimal(%(v)s, d, s) "
+            "from (values (3, 2)) as digits (d, s)",
+            {"v": value},
+        ).fetchone()
+        assert folded == computed, value
+        if folded:  # accepted: the cast neither fails nor rounds
+            assert conn.execute("select %(v)s::numeric(5, 2) = %(v)s::numeric", {"v": value}).fetchone()[0], value
+
+
+def test_is_decimal_refuses_what_looks_numeric_but_does_not_fit(migrated_db):
+    values = ["-999.99", "+0.5", "7", "1000", "100.001", "1e2", "NaN", " 1", "1.", ".5", ""]
+    with psycopg.connect(migrated_db) as conn:
+        got = [conn.execute("select production.is_decimal(%s, 3, 2)", (v,)).fetchone()[0] for v in values]
+    assert got == [True, True, True, False, False, False, False, False, False, False, False]
