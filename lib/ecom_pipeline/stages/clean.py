@@ -37,7 +37,7 @@ from psycopg import sql
 
 from ecom_pipeline import catalogue, contract, db, runs
 from ecom_pipeline.params import CleanParams
-from ecom_pipeline.stages import session
+from ecom_pipeline.stages import ingest, session
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,18 @@ def _staged_rows(conn: psycopg.Connection, batch_id: str) -> int:
     return conn.execute(
         "select coalesce(sum(rows_staged), 0) from staging.ingestion_log where batch_id = %s", (batch_id,)
     ).fetchone()[0]
+
+
+def _analyze_staged(conn: psycopg.Connection, batch_id: str) -> None:
+    """Fresh statistics of the batch's staging partitions (autovacuum leaves them alone), or the planner takes
+    just-loaded rows for none and nests loops. Only the batch's: the staging tables hold every batch."""
+    partitions = [f"staging.{ingest.partition_name(table, batch_id)}" for table in contract.TABLE_ORDER]
+    present = conn.execute(
+        "select coalesce(array_agg(name), '{}') from unnest(%s::text[]) as name where to_regclass(name) is not null",
+        (partitions,),
+    ).fetchone()[0]
+    if present:
+        conn.execute("analyze " + ", ".join(present))
 
 
 def _type_rows(
@@ -140,8 +152,6 @@ def _clean_table(
     conn: psycopg.Connection, table: str, batch_id: str, run_id: str, params: dict[str, Any]
 ) -> dict[str, int]:
     """Clean one table of a batch and record its reconciled counts."""
-    # Fresh statistics, or the planner takes just-loaded tables for empty ones and nests loops.
-    conn.execute(f"analyze staging.{table}")
     started = time.perf_counter()
     _run_clean_sql(conn, table, params)
     conn.execute(f"analyze production.{table}")
@@ -251,6 +261,7 @@ def clean_batch(
     counts: dict[str, dict[str, int]] = {}
     staged = _staged_rows(conn, batch_id)
     slices = (p.slices or os.cpu_count() or 1) if staged >= p.slice_rows else 1
+    _analyze_staged(conn, batch_id)
     started = time.perf_counter()
     _type_rows(conn, url, batch_id, params, slices)
     log.debug("batch %s: rows typed in %d slice(s) in %.2fs", batch_id, slices, time.perf_counter() - started)
