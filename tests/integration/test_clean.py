@@ -210,6 +210,41 @@ def test_clean_generated_batch_gives_each_defect_its_outcome(migrated_db, tmp_pa
     assert counts["staged"].sum() == (counts["inserted"] + counts["duplicates"] + counts["quarantined"]).sum()
 
 
+@pytest.mark.parametrize("p", [PARAMS, SLICED], ids=["one slice", "three slices"])
+def test_clean_ranks_each_key_over_all_its_rows_however_they_are_written(migrated_db, batch, p):
+    # Three rows of ORD-2 whose raw ids fall in three different slices (hashed as written), and an item
+    # whose first row is an orphan: whatever slice typed them, a key's rows are ranked together, and only
+    # the rows valid with their parents count. The newest ORD-2 is wrong against its line; the next wins.
+    with (batch / "orders.csv").open("a") as f:
+        f.write("ORD-2 ,CUST-2,2025-02-28T19:45:10,delivered,upi,7 Elm Rd,150.00,2025-03-01T10:00:00\n")
+        f.write("  ORD-2,CUST-2,2025-02-28T19:45:10,delivered,upi,7 Elm Rd,149.00,2025-03-01T09:00:00\n")
+        f.write("ORD-4,CUST-1,2025-03-01T07:00:00,pending,wallet,12 Main St,20.00,2025-03-01T07:00:00\n")
+    with (batch / "order_items.csv").open("a") as f:
+        f.write("ITEM-9,ORD-404,SKU-B,1,20.00,0,20.00\n")
+        f.write(" ITEM-9,ORD-4,SKU-A,1,20.00,0,20.00\n")
+    raw_slices = rows(
+        migrated_db,
+        "select distinct mod(hashtext(v) & 2147483647, 3) from unnest(array['ORD-2', 'ORD-2 ', '  ORD-2']) v",
+    )
+    assert len(raw_slices) == 3  # the test's premise: as written, the three would be split
+
+    counts = _stage_and_clean(migrated_db, batch.parent, p=p).set_index("table")
+
+    assert counts.loc["orders", ["inserted", "stale", "quarantined"]].tolist() == [4, 1, 1]
+    assert counts.loc["order_items", ["inserted", "quarantined"]].tolist() == [4, 1]
+    assert _quarantine(migrated_db) == {
+        ("orders", "ORD-2"): ["TOTAL_MISMATCH"],
+        ("order_items", "ITEM-9"): ["ORPHAN_ORDER"],
+    }
+    assert rows(
+        migrated_db,
+        "select status, total_amount::text, updated_at::text from production.orders where order_id = 'ORD-2'",
+    ) == [("delivered", "149.00", "2025-03-01 09:00:00+00")]
+    assert rows(migrated_db, "select order_id from production.order_items where order_item_id = 'ITEM-9'") == [
+        ("ORD-4",)
+    ]
+
+
 def test_clean_twice_changes_nothing(migrated_db, tmp_path):
     params = GenerateParams(orders=500, customers=150, products=30, days=20)
     folder = generate.generate_next_batch(params, tmp_path / "raw").path
