@@ -245,6 +245,22 @@ def test_clean_ranks_each_key_over_all_its_rows_however_they_are_written(migrate
     ]
 
 
+def test_clean_analyses_the_batch_partitions_and_not_every_batch(migrated_db, batch):
+    # Statistics exact for the batch's own partitions; the partitioned tables themselves never analysed
+    # (that would sample every batch's partition again, night after night).
+    counts = _stage_and_clean(migrated_db, batch.parent).set_index("table")
+    for table in contract.TABLE_ORDER:
+        partition = f"staging.{ingest.partition_name(table, batch.name)}"
+        got = rows(
+            migrated_db,
+            "select (select reltuples from pg_class where oid = %s::regclass), "
+            "(select reltuples from pg_class where oid = %s::regclass)",
+            partition,
+            f"staging.{table}",
+        )
+        assert got == [(counts.loc[table, "staged"], -1)], table
+
+
 def test_clean_twice_changes_nothing(migrated_db, tmp_path):
     params = GenerateParams(orders=500, customers=150, products=30, days=20)
     folder = generate.generate_next_batch(params, tmp_path / "raw").path
