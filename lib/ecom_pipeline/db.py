@@ -220,6 +220,13 @@ def run_sql_file(conn: psycopg.Connection, name: str, params: Mapping[str, Any] 
     execute_sql(conn, read_sql(name), params)
 
 
+def drop_work_tables(conn: psycopg.Connection, names: Iterable[str]) -> None:
+    """Drop the stage's tables in the schema ``work`` (scratch tables that SQL files pass on to each other:
+    regular tables, not temporary ones, which a Citus cluster cannot join to its tables)."""
+    tables = sql.SQL(", ").join(sql.Identifier("work", name) for name in names)
+    conn.execute(sql.SQL("drop table if exists {}").format(tables))
+
+
 def query(conn: psycopg.Connection, text: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows of one statement as dicts."""
     with psycopg.ClientCursor(conn, row_factory=psycopg.rows.dict_row) as cur:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from ecom_pipeline import config, db
+from ecom_pipeline import config, db, distribution
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,16 @@ create table if not exists monitoring.schema_migrations (
 """
 
 
-def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
-    """Apply pending migrations; return the versions applied (empty when up to date)."""
+def apply_migrations(
+    conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR, *, distributed: bool = False
+) -> list[int]:
+    """Apply pending migrations; return the versions applied (empty when up to date). ``distributed``: on a
+    database with the citus extension, then distribute the schema (:mod:`ecom_pipeline.distribution`)."""
     try:
-        return _apply(conn, directory)
+        applied = _apply(conn, directory)
+        if distributed and distribution.citus_installed(conn):
+            distribution.distribute(conn)
+        return applied
     except psycopg.errors.InsufficientPrivilege as exc:
         user, dbname = conn.info.user, conn.info.dbname
         raise MigrationError(

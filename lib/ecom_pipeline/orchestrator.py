@@ -305,7 +305,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
             _start_ahead(plan.params.run.kernel, plan.stages, upcoming, 0)
             try:
                 _open_run_folder(plan)
-                migrations.apply_migrations(conn)
+                migrations.apply_migrations(conn, distributed=plan.params.database.distributed)
                 recorder.start(conn, plan.params)
                 log.info("run %s on %s: %s", plan.run_id, recorder.database, " -> ".join(s.name for s in plan.stages))
                 try:

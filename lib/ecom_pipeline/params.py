@@ -180,6 +180,12 @@ class OperationsParams(Strict):
     max_catch_up: int = Field(31, ge=1, description="missed schedule slots run after downtime, newest first kept")
 
 
+class DatabaseParams(Strict):
+    distributed: bool = Field(
+        True, description="on a database with the citus extension, distribute the schema over its workers"
+    )
+
+
 class RunParams(Strict):
     kernel: str = Field("python3", description="Jupyter kernel that executes the notebooks")
     cell_timeout_s: int = Field(3600, ge=10)
@@ -187,6 +193,7 @@ class RunParams(Strict):
 
 class PipelineParams(Strict):
     run: RunParams = RunParams()
+    database: DatabaseParams = DatabaseParams()
     generate: GenerateParams = GenerateParams()
     ingest: IngestParams = IngestParams()
     clean: CleanParams = CleanParams()

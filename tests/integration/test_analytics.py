@@ -31,8 +31,10 @@ def build_small_warehouse(url: str) -> None:
             conn, "warehouse/dim_date.sql", {"first_date": "2025-01-01", "last_date": "2025-03-31", "holidays": "[]"}
         )
         db.execute_sql(conn, SMALL_WAREHOUSE.read_text())
+        loaded_at = conn.execute("select now()").fetchone()[0]  # the facts' default: this transaction's time
         for agg in ("agg_daily_sales", "agg_product_performance", "agg_customer_metrics"):
-            db.run_sql_file(conn, f"warehouse/{agg}.sql")
+            db.run_sql_file(conn, f"warehouse/{agg}.sql", {"loaded_at": loaded_at})
+        db.drop_work_tables(conn, warehouse.WORK_TABLES)
 
 
 @pytest.fixture(scope="module")

@@ -46,12 +46,14 @@ def test_readme_quick_start_has_the_two_commands():
     assert '-m pip install --quiet -e ".[test' in ci and "-m pytest" in ci
 
 
-def test_sql_files_name_the_temp_tables_they_take_from_other_files():
-    """A temp table passes between SQL files only with a header line saying where it comes from."""
+def test_sql_files_name_the_work_tables_they_take_from_other_files():
+    """A temp table (or a table of the schema work) passes between SQL files only with a header line saying
+    where it comes from."""
     from ecom_pipeline.stages import warehouse
 
     files = {p: p.read_text() for p in config.SQL_DIR.rglob("*.sql") if "migrations" not in p.parts}
-    made = {name: path for path, text in files.items() for name in re.findall(r"create temp table (\w+)", text)}
+    creates = re.compile(r"create (?:temp|unlogged) table (?:work\.)?(\w+)")
+    made = {name: path for path, text in files.items() for name in creates.findall(text)}
     made |= {f"scd_{d.removeprefix('dim_')}": config.SQL_DIR / "warehouse/scd2.sql" for d in warehouse.SCD2_KEYS}
     assert {"clean_orders", "analytics_orders", "scd_customer"} <= set(made)
     unsaid = []

@@ -5,8 +5,8 @@ and order lines are typed and checked row by row (``sql/clean/<table>_rows.sql``
 into ``work.<table>_rows``), in parallel slices split by a hash of the row's
 key, each slice on a connection of its own. Then one transaction covers all
 four tables (parents first, so references see this batch's customers and
-products). For each table, ``sql/clean/<table>.sql`` builds a temporary
-table giving every staged row exactly one action:
+products). For each table, ``sql/clean/<table>.sql`` builds a work table
+(``work.clean_<table>``, dropped before the transaction commits) giving every staged row exactly one action:
 
 ======================  ==========================================================
 ``duplicate``           an exact copy of an earlier line of the batch (collapsed)
@@ -35,7 +35,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ecom_pipeline import catalogue, contract, db, runs
+from ecom_pipeline import catalogue, contract, db, distribution, runs
 from ecom_pipeline.params import CleanParams
 from ecom_pipeline.stages import ingest, session
 
@@ -128,7 +128,7 @@ def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int
 
 
 def _run_clean_sql(conn: psycopg.Connection, table: str, params: dict[str, Any]) -> None:
-    """``clean/<table>.sql`` (the rows' actions into ``clean_<table>``, and the writes to production), then
+    """``clean/<table>.sql`` (the rows' actions into ``work.clean_<table>``, and the writes to production), then
     the quarantine of the rows it rejected, by the one ``clean/quarantine.sql`` every table shares."""
     db.run_sql_file(conn, f"clean/{table}.sql", params)
     db.run_sql_file(
@@ -137,7 +137,7 @@ def _run_clean_sql(conn: psycopg.Connection, table: str, params: dict[str, Any])
         {
             **params,
             "source_table": table,
-            "actions": sql.Identifier(f"clean_{table}"),
+            "actions": sql.Identifier("work", f"clean_{table}"),
             "staged": sql.Identifier("staging", table),
             "key_column": sql.Identifier(contract.key_column(table)),
         },
@@ -150,9 +150,9 @@ def _clean_table(
     """Clean one table of a batch and record its reconciled counts."""
     started = time.perf_counter()
     _run_clean_sql(conn, table, params)
-    conn.execute(f"analyze production.{table}")
+    conn.execute("select production.analyze_local(%s)", (f"production.{table}",))
     log.debug("batch %s, %s: %.2fs", batch_id, table, time.perf_counter() - started)
-    by_action = dict(conn.execute(f"select action, count(*) from clean_{table} group by action").fetchall())
+    by_action = dict(conn.execute(f"select action, count(*) from work.clean_{table} group by action").fetchall())
     staged = conn.execute(f"select count(*) from staging.{table} where batch_id = %s", (batch_id,)).fetchone()[0]
     row = {"staged": staged, **{name: by_action.pop(action, 0) for action, name in ACTIONS.items()}}
     if by_action or staged != sum(row[name] for name in ACTIONS.values()):
@@ -201,7 +201,7 @@ def _release_late_rows(
         },
     )
     held = conn.execute(
-        "select batch_id, array_agg(source_line order by source_line) from release_candidates "
+        "select batch_id, array_agg(source_line order by source_line) from work.release_candidates "
         "group by batch_id order by batch_id"
     ).fetchall()
     released = 0
@@ -210,15 +210,15 @@ def _release_late_rows(
         if table == "orders":  # an order's total is checked against all lines of its batch
             _type_rows(conn, None, source_batch, {**params, "batch_id": source_batch}, 1, ("order_items",))
         _type_rows(conn, None, source_batch, retry, 1, (table,))
-        conn.execute(f"drop table if exists clean_{table}")
+        conn.execute(f"drop table if exists work.clean_{table}")
         _run_clean_sql(conn, table, retry)
         moved = conn.execute(
             f"""
             insert into production.released (batch_id, source_table, source_line, natural_key, reasons,
                                              quarantined_at, released_batch_id, run_id)
             select r.batch_id, r.source_table, r.source_line, r.natural_key, r.reasons, r.quarantined_at, %s, %s
-            from release_candidates as r
-            join clean_{table} as c on c.source_line = r.source_line
+            from work.release_candidates as r
+            join work.clean_{table} as c on c.source_line = r.source_line
             where r.batch_id = %s and c.action <> 'quarantined'
             on conflict (batch_id, source_table, source_line) do update set
                 released_batch_id = excluded.released_batch_id, released_at = now(), run_id = excluded.run_id
@@ -264,11 +264,14 @@ def clean_batch(
     with conn.transaction():
         for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
             conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
-        with db.bulk_load(conn, BULK_TABLES, BULK_KEYS) if staged >= p.bulk_rows else nullcontext():
+        # Not on the tables a Citus cluster holds: a load may not change their constraints or indexes.
+        bulk = distribution.local_tables(conn, BULK_TABLES) if staged >= p.bulk_rows else []
+        with db.bulk_load(conn, bulk, [t for t in BULK_KEYS if t in bulk]) if bulk else nullcontext():
             for table in contract.TABLE_ORDER:
                 counts[table] = _clean_table(conn, table, batch_id, run_id, params)
                 if table in PARENT_REASONS:
                     _release_late_rows(conn, table, batch_id, run_id, params, p.release_window_days)
+        db.drop_work_tables(conn, [*(f"clean_{table}" for table in contract.TABLE_ORDER), "release_candidates"])
     log.info("cleaned batch %s: %s", batch_id, {t: c["quarantined"] for t, c in counts.items()})
     return counts
 

@@ -10,7 +10,7 @@ All batches cleaned since the last load are taken in one transaction:
 3. ``fact_sales`` rows for the lines and orders the batches touched, keyed to
    the dimension versions valid at the order's time;
 4. the aggregates, recomputed for the dates, products and customers whose facts
-   this load wrote (``fact_sales.loaded_at = now()``, the transaction's time).
+   this load wrote (``fact_sales.loaded_at``, the transaction's time, given to every statement as a value).
 
 Then ``ANALYZE`` for the BI access paths.
 """
@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 # Type 2 dimensions and their natural keys: sql/warehouse/<dimension>.sql selects the versions
 # production took into changes_<name>; sql/warehouse/scd2.sql turns them into history.
 SCD2_KEYS = {"dim_customer": "customer_id", "dim_product": "product_id"}
+
+# What the steps' SQL files make in the schema work and pass on to each other (each file's header says which it
+# reads); dropped before the load commits.
+WORK_TABLES = (
+    *(f"{kind}_{d.removeprefix('dim_')}" for d in SCD2_KEYS for kind in ("changes", "scd")),
+    "touched_orders",
+    "known_lines",
+    "touched_dates",
+    "touched_products",
+    "touched_customers",
+)
 
 PENDING_BATCHES = """
 select c.batch_id
@@ -80,6 +91,8 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                 span = _date_range(conn, p.date_horizon_days)
                 params: dict[str, Any] = {
                     "batch_ids": batches,
+                    # The load's time, as a value: on a Citus cluster the workers' own now() differs.
+                    "loaded_at": conn.execute("select now()").fetchone()[0],
                     "statuses": list(catalogue.ORDER_STATUSES),
                     "revenue_statuses": list(catalogue.REVENUE_STATUSES),
                     "payment_methods": list(catalogue.PAYMENT_METHODS),
@@ -97,7 +110,8 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
                 started = time.perf_counter()
                 db.run_sql_file(conn, "warehouse/indexes.sql")
                 timings["indexes"] = round(time.perf_counter() - started, 3)
-                db.run_sql_file(conn, "warehouse/load_log.sql", {"batch_ids": batches, "run_id": run_id})
+                db.run_sql_file(conn, "warehouse/load_log.sql", {**params, "run_id": run_id})
+                db.drop_work_tables(conn, WORK_TABLES)
             started = time.perf_counter()
             conn.execute("analyze " + ", ".join(tables.qualified("warehouse", tables.WAREHOUSE)))
             timings["analyze"] = round(time.perf_counter() - started, 3)
@@ -113,14 +127,15 @@ def slowly_changing(conn: psycopg.Connection, dimension: str, key: str) -> None:
     Each version keeps the columns of changes_<name>: that file is the one place they are listed.
     """
     name = dimension.removeprefix("dim_")
-    columns = [c.name for c in conn.execute(f"select * from changes_{name} limit 0").description]
+    columns = [c.name for c in conn.execute(f"select * from work.changes_{name} limit 0").description]
     attributes = [c for c in columns if c not in ("row_hash", "updated_at")]
     db.run_sql_file(
         conn,
         "warehouse/scd2.sql",
         {
-            "changes": sql.Identifier(f"changes_{name}"),
-            "versions": sql.Identifier(f"scd_{name}"),
+            "changes": sql.Identifier("work", f"changes_{name}"),
+            "versions": sql.Identifier("work", f"scd_{name}"),
+            "versions_name": f"work.scd_{name}",
             "dimension": sql.Identifier("warehouse", dimension),
             "key": sql.Identifier(key),
             "columns": sql.SQL(", ").join(map(sql.Identifier, attributes)),

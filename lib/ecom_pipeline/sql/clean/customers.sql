@@ -2,7 +2,7 @@
 -- Makes clean_customers (one action per staged row, in the order of production.clean_action), which
 -- clean/quarantine.sql and clean.py's counts read next.
 -- Every staged row gets exactly one action: duplicate, quarantined, stale, insert, update or unchanged.
-create temp table clean_customers on commit drop as
+create unlogged table work.clean_customers as
 with source as (
     select * from staging.customers where batch_id = :batch_id
 ),
@@ -139,10 +139,10 @@ final as (
 select * from final;
 
 insert into production.customers as p (customer_id, first_name, last_name, email, phone, address, city, state,
-                                       country, registration_date, updated_at, batch_id)
+                                       country, registration_date, updated_at, changed_at, batch_id)
 select customer_id, first_name, last_name, email, phone, address, city, state, country, registration_date,
-       updated_at, :batch_id
-from clean_customers
+       updated_at, now(), :batch_id
+from work.clean_customers
 where action in ('insert', 'update')
 on conflict (customer_id) do update set
     first_name = excluded.first_name,
@@ -155,11 +155,11 @@ on conflict (customer_id) do update set
     country = excluded.country,
     registration_date = excluded.registration_date,
     updated_at = excluded.updated_at,
-    changed_at = now(),
+    changed_at = excluded.changed_at,  -- the load's time, given above: a distributed table takes no now() here
     batch_id = excluded.batch_id;
 
 insert into production.customer_changes (customer_id, first_name, last_name, email, city, state, country, updated_at,
                                          batch_id)
 select customer_id, first_name, last_name, email, city, state, country, updated_at, :batch_id
-from clean_customers
+from work.clean_customers
 where action in ('insert', 'update');

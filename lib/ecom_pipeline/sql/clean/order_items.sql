@@ -3,7 +3,7 @@
 -- clean/quarantine.sql and clean.py's counts read next.
 -- Items are immutable: a later row for a loaded item is unchanged when equal, quarantined (ITEM_CHANGED)
 -- otherwise; so is a second, different row for the same item in one batch.
-create temp table clean_order_items on commit drop as
+create unlogged table work.clean_order_items as
 with typed as (
     -- The batch's lines, typed and checked on their own by order_items_rows.sql.
     select r.*
@@ -58,12 +58,12 @@ final as (
 
 select * from final;
 
-update clean_order_items
+update work.clean_order_items
 set reasons = array['ITEM_CHANGED'], action = 'quarantined'
 where action = 'stale';
 
 insert into production.order_items (order_item_id, order_id, product_id, quantity, unit_price, discount_percentage,
                                     line_total, batch_id)
 select order_item_id, order_id, product_id, quantity, unit_price, discount_percentage, line_total, :write_batch_id
-from clean_order_items
+from work.clean_order_items
 where action = 'insert';

@@ -4,7 +4,7 @@
 -- Runs after customers and products of the same batch, so references see them, and after the batch's
 -- rows were typed and checked on their own (orders_rows.sql, order_items_rows.sql, in parallel slices):
 -- here come the checks that need other rows and tables, the newest version of each order, and the writes.
-create temp table clean_orders on commit drop as
+create unlogged table work.clean_orders as
 with typed as (
     select r.*
     from work.orders_rows as r
@@ -72,7 +72,7 @@ insert into production.orders (order_id, customer_id, order_date, status, paymen
                                total_amount, updated_at, batch_id)
 select order_id, customer_id, order_date, status, payment_method, shipping_address, total_amount, updated_at,
        :write_batch_id
-from clean_orders
+from work.clean_orders
 where action = 'insert';
 
 -- Orders production holds, where this batch has a newer version.
@@ -86,5 +86,5 @@ set customer_id = c.customer_id,
     updated_at = c.updated_at,
     changed_at = now(),
     batch_id = :write_batch_id
-from clean_orders as c
+from work.clean_orders as c
 where c.action = 'update' and p.order_id = c.order_id;

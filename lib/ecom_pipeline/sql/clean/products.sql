@@ -1,7 +1,7 @@
 -- staging.products of one batch -> production.products, failures -> production.quarantine.
 -- Makes clean_products (one action per staged row, in the order of production.clean_action), which
 -- clean/quarantine.sql and clean.py's counts read next.
-create temp table clean_products on commit drop as
+create unlogged table work.clean_products as
 with source as (
     select * from staging.products where batch_id = :batch_id
 ),
@@ -114,10 +114,10 @@ final as (
 select * from final;
 
 insert into production.products as p (product_id, product_name, category, sub_category, brand, price, cost,
-                                      stock_quantity, profit_margin, price_band, updated_at, batch_id)
+                                      stock_quantity, profit_margin, price_band, updated_at, changed_at, batch_id)
 select product_id, product_name, category, sub_category, brand, price, cost, stock_quantity,
-       round((price - cost) / price, 4), 'mid', updated_at, :batch_id
-from clean_products
+       round((price - cost) / price, 4), 'mid', updated_at, now(), :batch_id
+from work.clean_products
 where action in ('insert', 'update')
 on conflict (product_id) do update set
     product_name = excluded.product_name,
@@ -129,7 +129,7 @@ on conflict (product_id) do update set
     stock_quantity = excluded.stock_quantity,
     profit_margin = excluded.profit_margin,
     updated_at = excluded.updated_at,
-    changed_at = now(),
+    changed_at = excluded.changed_at,  -- the load's time, given above: a distributed table takes no now() here
     batch_id = excluded.batch_id;
 
 -- Price band from the price distribution of the product's category (thirds), for the rows this batch wrote.
@@ -144,13 +144,15 @@ with bounds as (
 
 update production.products as p
 set price_band = case when p.price <= b.low then 'budget' when p.price <= b.high then 'mid' else 'premium' end
-from bounds as b, clean_products as c
-where b.category = p.category and c.product_id = p.product_id and c.action in ('insert', 'update');
+from bounds as b
+where b.category = p.category
+  -- A subquery, not a join: a Citus reference table is updated only from rows sent to its nodes.
+  and p.product_id in (select c.product_id from work.clean_products as c where c.action in ('insert', 'update'));
 
 insert into production.product_changes (product_id, product_name, category, sub_category, brand, price, cost,
                                         price_band, updated_at, batch_id)
 select p.product_id, p.product_name, p.category, p.sub_category, p.brand, p.price, p.cost, p.price_band,
        p.updated_at, :batch_id
 from production.products as p
-join clean_products as c on c.product_id = p.product_id
+join work.clean_products as c on c.product_id = p.product_id
 where c.action in ('insert', 'update');

@@ -1,9 +1,9 @@
 -- Rows of earlier batches quarantined only for a missing parent (within the release window) whose parent
 -- production now holds: moved out of the quarantine into release_candidates, to be cleaned again.
 -- Raw parent keys are squished as the clean stage squishes them.
-drop table if exists release_candidates;
+drop table if exists work.release_candidates;
 
-create temp table release_candidates on commit drop as
+create unlogged table work.release_candidates as
 with held as (
     select q.*
     from production.quarantine as q
@@ -14,22 +14,20 @@ with held as (
 ),
 
 final as (
-    -- Every parent the row was held for is there now.
+    -- Every parent the row was held for is there now. Joins on each parent's key (unique), not correlated
+    -- subqueries, which a Citus cluster cannot run over the rows of a CTE.
     select h.*
     from held as h
-    where (not h.reasons && array['ORPHAN_CUSTOMER', 'CUSTOMER_QUARANTINED']
-           or exists (select from production.customers as c
-                      where c.customer_id = production.squish(h.raw_values ->> 'customer_id')))
-      and (not h.reasons && array['ORPHAN_ORDER', 'ORDER_QUARANTINED']
-           or exists (select from production.orders as o
-                      where o.order_id = production.squish(h.raw_values ->> 'order_id')))
-      and (not h.reasons && array['ORPHAN_PRODUCT', 'PRODUCT_QUARANTINED']
-           or exists (select from production.products as p
-                      where p.product_id = production.squish(h.raw_values ->> 'product_id')))
+    left join production.customers as c on c.customer_id = production.squish(h.raw_values ->> 'customer_id')
+    left join production.orders as o on o.order_id = production.squish(h.raw_values ->> 'order_id')
+    left join production.products as p on p.product_id = production.squish(h.raw_values ->> 'product_id')
+    where (not h.reasons && array['ORPHAN_CUSTOMER', 'CUSTOMER_QUARANTINED'] or c.customer_id is not null)
+      and (not h.reasons && array['ORPHAN_ORDER', 'ORDER_QUARANTINED'] or o.order_id is not null)
+      and (not h.reasons && array['ORPHAN_PRODUCT', 'PRODUCT_QUARANTINED'] or p.product_id is not null)
 )
 
 select * from final;
 
 delete from production.quarantine as q
-using release_candidates as r
+using work.release_candidates as r
 where q.quarantine_id = r.quarantine_id;

@@ -1,11 +1,11 @@
 -- Customer metrics for the customers whose facts this load wrote; recency and the RFM scores, which are
 -- relative to all customers and to the newest order in the warehouse, are refreshed for all.
-create temp table touched_customers on commit drop as
-select distinct customer_id from warehouse.fact_sales where loaded_at = now();
+create unlogged table work.touched_customers as
+select distinct customer_id from warehouse.fact_sales where loaded_at = :loaded_at;
 
-delete from warehouse.agg_customer_metrics where customer_id in (select customer_id from touched_customers);
+delete from warehouse.agg_customer_metrics where customer_id in (select customer_id from work.touched_customers);
 
-analyze touched_customers;
+analyze work.touched_customers;
 
 with lines as (
     -- The customer's lines, grouped once: an order's lines share its time and status, so orders are counted
@@ -18,7 +18,7 @@ with lines as (
         f.line_total
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
-    where f.customer_id in (select customer_id from touched_customers)
+    where f.customer_id in (select customer_id from work.touched_customers)
 ),
 
 customers as (

@@ -1,11 +1,11 @@
 -- Daily sales for the days whose facts this load wrote. Sales measures count revenue statuses only
 -- (dim_status.is_revenue); order counts count every order placed that day.
-create temp table touched_dates on commit drop as
-select distinct date_key from warehouse.fact_sales where loaded_at = now();
+create unlogged table work.touched_dates as
+select distinct date_key from warehouse.fact_sales where loaded_at = :loaded_at;
 
-delete from warehouse.agg_daily_sales where date_key in (select date_key from touched_dates);
+delete from warehouse.agg_daily_sales where date_key in (select date_key from work.touched_dates);
 
-analyze touched_dates;
+analyze work.touched_dates;
 
 with lines as (
     -- The day's lines, grouped once: an order's lines share its day, customer and status, so orders are
@@ -22,7 +22,7 @@ with lines as (
         f.profit
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
-    where f.date_key in (select date_key from touched_dates)
+    where f.date_key in (select date_key from work.touched_dates)
 ),
 
 days as (

@@ -1,10 +1,10 @@
 -- Product performance for the products whose facts this load wrote; ranks are refreshed for all.
-create temp table touched_products on commit drop as
-select distinct product_id from warehouse.fact_sales where loaded_at = now();
+create unlogged table work.touched_products as
+select distinct product_id from warehouse.fact_sales where loaded_at = :loaded_at;
 
-delete from warehouse.agg_product_performance where product_id in (select product_id from touched_products);
+delete from warehouse.agg_product_performance where product_id in (select product_id from work.touched_products);
 
-analyze touched_products;
+analyze work.touched_products;
 
 with lines as (
     -- The product's lines, grouped once: an order's lines share its status, so orders are counted as
@@ -21,7 +21,7 @@ with lines as (
         f.quantity * f.unit_price as gross
     from warehouse.fact_sales as f
     join warehouse.dim_status as s on s.status_key = f.status_key
-    where f.product_id in (select product_id from touched_products)
+    where f.product_id in (select product_id from work.touched_products)
 ),
 
 products as (

@@ -1,7 +1,7 @@
 -- The customer versions production took in the batches being loaded, as dim_customer keeps them: into
 -- changes_customer, which scd2.sql makes the type 2 history of (scd_customer, read by fact_sales.sql and
 -- load_log.sql). The row hash covers the attributes whose change makes a new version.
-create temp table changes_customer on commit drop as
+create unlogged table work.changes_customer as
 select
     c.customer_id,
     c.first_name,

@@ -1,7 +1,7 @@
 -- The product versions production took in the batches being loaded, as dim_product keeps them: into
 -- changes_product, which scd2.sql makes the type 2 history of (scd_product, read by fact_sales.sql and
 -- load_log.sql). The row hash covers the attributes whose change makes a new version.
-create temp table changes_product on commit drop as
+create unlogged table work.changes_product as
 select
     c.product_id,
     c.product_name,

@@ -2,43 +2,42 @@
 -- Customer and product keys point at the dimension version valid at the order's time.
 -- A status (or payment) change of an order updates its fact rows: facts carry the order's current state.
 -- Reads scd_customer and scd_product, the new dimension versions warehouse/scd2.sql made.
-create temp table touched_orders on commit drop as
+create unlogged table work.touched_orders as
 select order_id from production.order_items where batch_id = any (:batch_ids::text[])
 union
 select order_id from production.orders where batch_id = any (:batch_ids::text[]);
 
 -- Statistics for what this transaction just wrote, or the planner takes it for empty and nests loops.
-analyze touched_orders;
-analyze scd_customer;
-analyze scd_product;
-analyze warehouse.dim_customer;
-analyze warehouse.dim_product;
+analyze work.touched_orders;
+select production.analyze_local(
+    'work.scd_customer', 'work.scd_product', 'warehouse.dim_customer', 'warehouse.dim_product'
+);
 
 -- A new dimension version can change which version earlier facts of that customer or product belong to
 -- (late-arriving changes, first versions of facts that pointed at "unknown"). Done before this load's
 -- lines are written, which take their keys from the dimensions as they are now: only facts of earlier
 -- loads are compared (none on a first load; 1M orders: 1.5 s saved).
 update warehouse.fact_sales as f
-set customer_key = d.customer_key, loaded_at = now()
+set customer_key = d.customer_key, loaded_at = :loaded_at
 from warehouse.dim_customer as d
-where f.customer_id in (select customer_id from scd_customer)
+where f.customer_id in (select customer_id from work.scd_customer)
   and d.customer_id = f.customer_id and f.order_ts >= d.valid_from and f.order_ts < d.valid_to
   and f.customer_key <> d.customer_key;
 
 update warehouse.fact_sales as f
 set product_key = d.product_key, cost_amount = f.quantity * d.cost, profit = f.line_total - f.quantity * d.cost,
-    loaded_at = now()
+    loaded_at = :loaded_at
 from warehouse.dim_product as d
-where f.product_id in (select product_id from scd_product)
+where f.product_id in (select product_id from work.scd_product)
   and d.product_id = f.product_id and f.order_ts >= d.valid_from and f.order_ts < d.valid_to
   and f.product_key <> d.product_key;
 
 -- The fact row of every line of a touched order: a view, read once by each of the two statements below.
-create temp view fact_source as
+create view work.fact_source as
 with lines as (
     select i.*
     from production.order_items as i
-    where i.order_id in (select order_id from touched_orders)
+    where i.order_id in (select order_id from work.touched_orders)
 ),
 
 final as (
@@ -74,12 +73,12 @@ select * from final;
 
 -- The touched lines the fact table holds already. Read before anything is written: a statement that
 -- inserted into fact_sales while probing it for each new line would scan its own new rows again and again.
-create temp table known_lines on commit drop as
+create unlogged table work.known_lines as
 select f.order_item_id
 from warehouse.fact_sales as f
-where f.order_id in (select order_id from touched_orders);
+where f.order_id in (select order_id from work.touched_orders);
 
-analyze known_lines;
+analyze work.known_lines;
 
 -- Facts that exist already: only what can change (the order's state, the dimension versions) is updated,
 -- and only where it did. Runs first, so the lines inserted below are not compared again.
@@ -90,10 +89,10 @@ set status_key = n.status_key,
     product_key = n.product_key,
     cost_amount = n.cost_amount,
     profit = n.profit,
-    loaded_at = now()
-from fact_source as n
+    loaded_at = :loaded_at
+from work.fact_source as n
 where f.order_item_id = n.order_item_id
-  and n.order_item_id in (select order_item_id from known_lines)
+  and n.order_item_id in (select order_item_id from work.known_lines)
   and (f.status_key, f.payment_method_key, f.customer_key, f.product_key)
       is distinct from (n.status_key, n.payment_method_key, n.customer_key, n.product_key);
 
@@ -104,15 +103,15 @@ set local enable_nestloop = off;
 
 insert into warehouse.fact_sales (order_item_id, order_id, date_key, customer_key, product_key, status_key,
                                   payment_method_key, customer_id, product_id, order_ts, quantity, unit_price,
-                                  discount_amount, line_total, cost_amount, profit, batch_id)
+                                  discount_amount, line_total, cost_amount, profit, batch_id, loaded_at)
 select n.order_item_id, n.order_id, n.date_key, n.customer_key, n.product_key, n.status_key, n.payment_method_key,
        n.customer_id, n.product_id, n.order_ts, n.quantity, n.unit_price, n.discount_amount, n.line_total,
-       n.cost_amount, n.profit, n.batch_id
-from fact_source as n
-where not exists (select from known_lines as k where k.order_item_id = n.order_item_id);
+       n.cost_amount, n.profit, n.batch_id, :loaded_at
+from work.fact_source as n
+where not exists (select from work.known_lines as k where k.order_item_id = n.order_item_id);
 
 reset enable_nestloop;
 
-drop view fact_source;
+drop view work.fact_source;
 
-analyze warehouse.fact_sales;
+select production.analyze_local('warehouse.fact_sales');

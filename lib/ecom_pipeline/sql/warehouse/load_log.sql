@@ -12,14 +12,14 @@ with inserted as (
 rewritten as (
     select count(*) as facts
     from warehouse.fact_sales
-    where loaded_at = now() and batch_id <> all (:batch_ids::text[])
+    where loaded_at = :loaded_at and batch_id <> all (:batch_ids::text[])
 )
 
 insert into warehouse.load_log (batch_id, customer_versions, product_versions, facts_inserted, facts_updated, run_id)
 select
     b.batch_id,
-    (select count(*) from scd_customer),
-    (select count(*) from scd_product),
+    (select count(*) from work.scd_customer),
+    (select count(*) from work.scd_product),
     coalesce(i.facts, 0),
     r.facts,
     :run_id

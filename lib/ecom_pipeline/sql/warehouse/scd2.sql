@@ -6,7 +6,7 @@
 -- (1900-01-01), so older orders resolve to it, and the current one until 9999-12-31 (dates every BI tool
 -- and driver can read, unlike infinity). The clean stage writes a change only when it is newer than what
 -- production has, so the current version always comes before a key's changes.
-create temp table :versions on commit drop as
+create unlogged table :versions as
 with sequenced as (
     select
         c.*,
@@ -32,6 +32,8 @@ select
     coalesce(v.next_from, '9999-12-31 00:00+00'::timestamptz) as valid_to,
     v.next_from is null as is_current
 from new_versions as v;
+
+select production.place_work_table(:versions_name);
 
 update :dimension as d
 set valid_to = n.valid_from, is_current = false
