@@ -3,7 +3,8 @@
     python benchmarks/bench_pipeline.py [--params params/default.yaml params/large.yaml] [--repeat 3] [--floor]
 
 Each params file runs once, from scratch: a new outputs folder and a new
-database on the server of ``DATABASE_URL`` (or the embedded server). Stage
+database on the server of ``DATABASE_URL`` (or the embedded server; on a Citus
+coordinator, on every node of its cluster, the schema distributed). Stage
 times come from the run's ``run_summary.json`` and include each notebook's
 kernel start; peak memory is the largest resident size of any process of the
 run (run_all.py or a kernel), sampled every 0.2 s.
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import psutil
 
-from ecom_pipeline import config, db
+from ecom_pipeline import config, db, distribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import floor
@@ -48,7 +49,9 @@ def _watch_peak(proc: subprocess.Popen, peak: dict[str, int]) -> None:
 
 
 def run(params: str, server: str) -> dict:
-    with tempfile.TemporaryDirectory(prefix="bench-") as outputs, db.scratch_database(server, "bench") as url:
+    with db.connection(server, autocommit=True) as conn:  # a Citus coordinator: a database on every node
+        scratch = distribution.scratch_database if distribution.citus_installed(conn) else db.scratch_database
+    with tempfile.TemporaryDirectory(prefix="bench-") as outputs, scratch(server, "bench") as url:
         env = {**os.environ, "DATABASE_URL": url, "PIPELINE_OUTPUTS": outputs, "CI": "true"}
         started = time.perf_counter()
         proc = subprocess.Popen(

@@ -13,15 +13,12 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
 from helpers import REPO
 
-NODES = 3  # a coordinator, then two workers on the next ports
+NODES = 3  # a coordinator, then two workers on the next ports (cluster.sh)
 
 
 def citus_dir() -> Path | None:
@@ -76,25 +73,6 @@ class Cluster:
     def stop(self) -> None:
         self._script("stop")
 
-    def url(self, dbname: str = "postgres", node: int = 0) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port + node}/{dbname}"
-
-    def create_database(self) -> str:
-        """A new database on every node, with the extension, its workers known to its coordinator; its URL."""
-        name = f"citus_{uuid.uuid4().hex[:10]}"
-        for node in range(NODES):
-            with psycopg.connect(self.url(node=node), autocommit=True) as conn:
-                conn.execute(f"create database {name}")
-            with psycopg.connect(self.url(name, node), autocommit=True) as conn:
-                conn.execute("create extension citus")
-        with psycopg.connect(self.url(name), autocommit=True) as conn:
-            conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (self.port,))
-            for node in range(1, NODES):
-                conn.execute("select citus_add_node('127.0.0.1', %s)", (self.port + node,))
-        return self.url(name)
-
-    def drop_database(self, url: str) -> None:
-        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-        for node in range(NODES):
-            with psycopg.connect(self.url(node=node), autocommit=True) as conn:
-                conn.execute(f"drop database if exists {name} with (force)")
+    def url(self) -> str:
+        """The coordinator's database postgres, where cluster.sh registered the workers."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"

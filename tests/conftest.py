@@ -65,6 +65,7 @@ def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # The longest modules first, so that the two workers finish together (each module stays on one worker,
 # and a long one started last runs on alone). Only a scheduling hint: a module not named keeps its place.
 LONGEST_FIRST = (
+    "distributed/test_citus.py",
     "integration/test_run_all.py",
     "browser/test_reports.py",
     "integration/test_operations.py",

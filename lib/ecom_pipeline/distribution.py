@@ -18,6 +18,9 @@ the reasoning.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -151,3 +154,34 @@ def local_tables(conn: psycopg.Connection, tables: list[str]) -> list[str]:
 
 def _ident(qualified: str) -> sql.Identifier:
     return sql.Identifier(*qualified.split("."))
+
+
+@contextmanager
+def scratch_database(coordinator_url: str, prefix: str = "t") -> Iterator[str]:
+    """A new database on every node of the Citus cluster whose coordinator ``coordinator_url`` names (its
+    workers as that database's ``pg_dist_node`` lists them), the extension in each, the workers known to
+    the new database's coordinator; dropped on every node afterwards. For tests and benchmarks."""
+    with db.connection(coordinator_url, autocommit=True) as conn:
+        nodes = conn.execute("select nodename, nodeport, groupid = 0 from pg_dist_node order by groupid").fetchall()
+    given = psycopg.conninfo.conninfo_to_dict(coordinator_url)
+    host, port = next(((n, p) for n, p, is_coordinator in nodes if is_coordinator), (given["host"], given["port"]))
+    workers = [(name, node_port) for name, node_port, is_coordinator in nodes if not is_coordinator]
+    urls = [coordinator_url] + [
+        psycopg.conninfo.make_conninfo(coordinator_url, host=name, port=node_port) for name, node_port in workers
+    ]
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        for url in urls:
+            with db.connection(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            with db.connection(db.with_database(url, name), autocommit=True) as conn:
+                conn.execute("create extension citus")
+        with db.connection(db.with_database(coordinator_url, name), autocommit=True) as conn:
+            conn.execute("select citus_set_coordinator_host(%s, %s)", (host, port))
+            for node, node_port in workers:
+                conn.execute("select citus_add_node(%s, %s)", (node, node_port))
+        yield db.with_database(coordinator_url, name)
+    finally:
+        for url in urls:
+            with db.connection(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

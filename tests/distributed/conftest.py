@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from citus import Cluster, citus_dir
+from ecom_pipeline import distribution
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +24,5 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def cluster_db(cluster: Cluster):
     """A new database on the cluster, the extension on every node; dropped after the test."""
-    url = cluster.create_database()
-    try:
+    with distribution.scratch_database(cluster.url(), prefix="citus") as url:
         yield url
-    finally:
-        cluster.drop_database(url)

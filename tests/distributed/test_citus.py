@@ -4,13 +4,16 @@ the quality checks), for generated days loaded one by one and a hand-written exp
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ecom_pipeline import checksums, db, distribution, migrations
+from ecom_pipeline.stages import quality
 from helpers import HANDWRITTEN, REPO, run_pipeline
 from layers import assert_invariants, comparable_warehouse, production
 
@@ -105,6 +108,13 @@ def test_days_loaded_one_by_one_give_the_same_answers_and_equal_all_at_once(clus
         _assert_same(cluster_db, nightly)
         with psycopg.connect(cluster_db) as conn:  # defects were generated, and quarantined alike
             assert conn.execute("select count(*) from production.quarantine").fetchone()[0] > 0
+            for table in ("production.order_items", "warehouse.fact_sales"):  # unique without a key saying so
+                assert (
+                    conn.execute(
+                        f"select count(*) from (select order_item_id from {table} group by 1 having count(*) > 1) as x"
+                    ).fetchone()[0]
+                    == 0
+                )
         _run(at_once, tmp_path / "a", "--params", SMALL, "--input", str(raw))
         assert production(cluster_db) == production(at_once)
         assert comparable_warehouse(cluster_db) == comparable_warehouse(at_once)
@@ -133,3 +143,33 @@ def test_the_default_parameters_give_the_same_answers(cluster_db, server_url, tm
         for name, url in [("c", cluster_db), ("s", single)]:
             _run(url, tmp_path / name, "--params", str(REPO / "params" / "default.yaml"))
         _assert_same(cluster_db, single)
+
+
+def _made_by(path: str, table: str) -> str:
+    """The select of ``create ... table <table> ... as <select>;`` in one of the project's SQL files."""
+    text = db.read_sql(path)
+    return re.search(rf"create (?:temp|unlogged) table {table}[^\n]* as\n(.*?);", text, re.S)[1]
+
+
+@pytest.mark.slow
+def test_the_big_reads_run_on_every_shard(cluster_db, tmp_path):
+    """The analytics' scans of the fact table and the check of each order's total against its lines: one task
+    per shard, grouped there, nothing repartitioned."""
+    _run(cluster_db, tmp_path, "--params", SMALL)
+    check = next(c for c in quality.load_checks() if c.name == "production_order_total_matches_lines")
+    statements = {
+        "analytics_orders": _made_by("analytics/orders.sql", "analytics_orders"),
+        "analytics_lines": _made_by("analytics/orders.sql", "analytics_lines"),
+        check.name: db.with_literals(check.failing, {"tolerance": 0.01}),
+    }
+    with psycopg.connect(cluster_db) as conn:
+        shards = conn.execute(
+            "select count(*) from pg_dist_shard where logicalrelid = 'warehouse.fact_sales'::regclass"
+        ).fetchone()[0]
+        assert shards > 1
+        for name, statement in statements.items():
+            query = statement.as_string(conn) if isinstance(statement, sql.Composable) else statement
+            plan = "\n".join(row[0] for row in conn.execute("explain " + query))
+            assert "Custom Scan (Citus Adaptive)" in plan, name
+            assert f"Task Count: {shards}" in plan, (name, plan)
+            assert "repartition" not in plan.lower() and "Pull to coordinator" not in plan, (name, plan)
