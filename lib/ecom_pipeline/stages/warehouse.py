@@ -27,7 +27,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ecom_pipeline import catalogue, db, runs, tables
+from ecom_pipeline import catalogue, db, distribution, runs, tables
 from ecom_pipeline.params import WarehouseParams
 from ecom_pipeline.stages import session
 
@@ -88,6 +88,11 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
         batches = pending_batches(conn)
         if batches:
             with conn.transaction():
+                if distribution.local_tables(conn, ["warehouse.fact_sales"]) == []:
+                    # Work tables placed beside the facts mid-load are then joined to them: over one connection
+                    # per node (Citus refuses a join to placements that were written over several).
+                    conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
+                    conn.execute("set local citus.max_adaptive_executor_pool_size = 1")
                 span = _date_range(conn, p.date_horizon_days)
                 params: dict[str, Any] = {
                     "batch_ids": batches,

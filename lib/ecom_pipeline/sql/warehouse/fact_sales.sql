@@ -7,10 +7,14 @@ select order_id from production.order_items where batch_id = any (:batch_ids::te
 union
 select order_id from production.orders where batch_id = any (:batch_ids::text[]);
 
+-- On a Citus cluster, split by order_id beside the orders, lines and facts: the statements below then run
+-- on each shard.
+select production.place_work_table('work.touched_orders', 'order_id');
+
 -- Statistics for what this transaction just wrote, or the planner takes it for empty and nests loops.
-analyze work.touched_orders;
 select production.analyze_local(
-    'work.scd_customer', 'work.scd_product', 'warehouse.dim_customer', 'warehouse.dim_product'
+    'work.touched_orders', 'work.scd_customer', 'work.scd_product', 'warehouse.dim_customer',
+    'warehouse.dim_product'
 );
 
 -- A new dimension version can change which version earlier facts of that customer or product belong to
@@ -74,11 +78,12 @@ select * from final;
 -- The touched lines the fact table holds already. Read before anything is written: a statement that
 -- inserted into fact_sales while probing it for each new line would scan its own new rows again and again.
 create unlogged table work.known_lines as
-select f.order_item_id
+select f.order_id, f.order_item_id
 from warehouse.fact_sales as f
 where f.order_id in (select order_id from work.touched_orders);
 
-analyze work.known_lines;
+select production.place_work_table('work.known_lines', 'order_id');
+select production.analyze_local('work.known_lines');
 
 -- Facts that exist already: only what can change (the order's state, the dimension versions) is updated,
 -- and only where it did. Runs first, so the lines inserted below are not compared again.
@@ -91,8 +96,10 @@ set status_key = n.status_key,
     profit = n.profit,
     loaded_at = :loaded_at
 from work.fact_source as n
-where f.order_item_id = n.order_item_id
-  and n.order_item_id in (select order_item_id from work.known_lines)
+where f.order_id = n.order_id and f.order_item_id = n.order_item_id  -- an order line's key on a cluster
+  and exists (
+      select from work.known_lines as k where k.order_id = n.order_id and k.order_item_id = n.order_item_id  -- noqa: RF01
+  )
   and (f.status_key, f.payment_method_key, f.customer_key, f.product_key)
       is distinct from (n.status_key, n.payment_method_key, n.customer_key, n.product_key);
 
@@ -108,7 +115,9 @@ select n.order_item_id, n.order_id, n.date_key, n.customer_key, n.product_key, n
        n.customer_id, n.product_id, n.order_ts, n.quantity, n.unit_price, n.discount_amount, n.line_total,
        n.cost_amount, n.profit, n.batch_id, :loaded_at
 from work.fact_source as n
-where not exists (select from work.known_lines as k where k.order_item_id = n.order_item_id);
+where not exists (
+    select from work.known_lines as k where k.order_id = n.order_id and k.order_item_id = n.order_item_id
+);
 
 reset enable_nestloop;
 
