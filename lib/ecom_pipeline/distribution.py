@@ -91,8 +91,7 @@ def _swap_primary_key(conn: psycopg.Connection, table: str, columns: tuple[str, 
     name = conn.execute(
         "select conname from pg_constraint where contype = 'p' and conrelid = %s::regclass", (table,)
     ).fetchone()[0]
-    schema, relation = table.split(".")
-    target = sql.Identifier(schema, relation)
+    target = _ident(table)
     conn.execute(sql.SQL("alter table {} drop constraint {}").format(target, sql.Identifier(name)))
     conn.execute(
         sql.SQL("alter table {} add constraint {} primary key ({})").format(
@@ -113,7 +112,8 @@ def distribute(conn: psycopg.Connection) -> list[str]:
         return []
     names = {p.table for p in pending}
     with conn.transaction():
-        # Statements touching shards of the tables made just now run over connections of their own.
+        # One connection per node: the foreign keys and indexes made below are DDL on shards written by the
+        # placing, which Citus runs only over the connection that wrote them.
         conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
         keys = [fk for p in pending for fk in _foreign_keys_to(conn, p.table) if fk[0] in names]
         for referencing, name, _ in keys:

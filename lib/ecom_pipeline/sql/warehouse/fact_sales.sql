@@ -98,7 +98,8 @@ set status_key = n.status_key,
 from work.fact_source as n
 where f.order_id = n.order_id and f.order_item_id = n.order_item_id  -- an order line's key on a cluster
   and exists (
-      select from work.known_lines as k where k.order_id = n.order_id and k.order_item_id = n.order_item_id  -- noqa: RF01
+      select from work.known_lines as k
+      where k.order_id = n.order_id and k.order_item_id = n.order_item_id  -- noqa: RF01
   )
   and (f.status_key, f.payment_method_key, f.customer_key, f.product_key)
       is distinct from (n.status_key, n.payment_method_key, n.customer_key, n.product_key);
