@@ -144,6 +144,11 @@ def distribute(conn: psycopg.Connection) -> list[str]:
     return [p.table for p in pending]
 
 
+def schema_distributed(conn: psycopg.Connection) -> bool:
+    """Whether Citus has placed this database's tables: the test ``production.place_work_table`` makes too."""
+    return citus_installed(conn) and "production.orders" in placed(conn)
+
+
 def local_tables(conn: psycopg.Connection, tables: list[str]) -> list[str]:
     """Those of ``tables`` that Citus has not placed (all of them on a server without Citus)."""
     if not citus_installed(conn):

@@ -35,6 +35,13 @@ def test_load_params_wrong_type_is_named():
         load_params("params/small.yaml", ["generate.orders=many"])
 
 
+def test_load_params_distributed_switch_takes_only_a_boolean():
+    assert load_params("params/small.yaml").database.distributed is True  # detected unless turned off
+    assert load_params("params/small.yaml", ["database.distributed=false"]).database.distributed is False
+    with pytest.raises(ParamsError, match=r"database\.distributed: .*boolean"):
+        load_params("params/small.yaml", ["database.distributed=maybe"])
+
+
 def test_load_params_out_of_range_is_refused():
     with pytest.raises(ParamsError, match=r"generate\.defect_rate"):
         load_params("params/small.yaml", ["generate.defect_rate=0.5"])

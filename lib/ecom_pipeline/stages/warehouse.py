@@ -88,7 +88,7 @@ def load(url: str, run_id: str, p: WarehouseParams) -> dict[str, Any]:
         batches = pending_batches(conn)
         if batches:
             with conn.transaction():
-                if distribution.local_tables(conn, ["warehouse.fact_sales"]) == []:
+                if distribution.schema_distributed(conn):
                     # Work tables placed beside the facts mid-load are then joined to them: over one connection
                     # per node (Citus refuses a join to placements that were written over several).
                     conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
