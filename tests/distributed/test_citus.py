@@ -13,7 +13,8 @@ import pytest
 from psycopg import sql
 
 from ecom_pipeline import checksums, db, distribution, migrations
-from ecom_pipeline.stages import quality
+from ecom_pipeline.params import WarehouseParams
+from ecom_pipeline.stages import quality, warehouse
 from helpers import HANDWRITTEN, REPO, run_pipeline
 from layers import assert_invariants, comparable_warehouse, production
 
@@ -151,11 +152,100 @@ def _made_by(path: str, table: str) -> str:
     return re.search(rf"create (?:temp|unlogged) table {table}[^\n]* as\n(.*?);", text, re.S)[1]
 
 
+class _Abandon(Exception):
+    """Ends the load whose writes were explained, before it commits."""
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of one of the project's SQL scripts (each ends a line with ``;``), comments left out."""
+    statements, lines = [], []
+    for line in script.splitlines(keepends=True):
+        if not line.lstrip().startswith("--"):
+            lines.append(line)
+            if line.rstrip().endswith(";"):
+                statements.append("".join(lines))
+                lines = []
+    return statements
+
+
+def _warehouse_write_plans(url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The plan of every statement of a warehouse load that writes to a table the cluster distributes, by
+    table. The load runs as it would, statement by statement, and is rolled back at its end: each write is
+    explained there, with the work tables it reads still in place (an EXPLAIN in mid-load reaches the nodes
+    over connections of its own, after which Citus no longer lets the load join them to the coordinator's
+    uncommitted work tables)."""
+    execute_sql, writes = db.execute_sql, []
+
+    def statement_by_statement(conn, text, params=None):
+        for statement in _statements(text):
+            composed, values = db._compose(conn, statement, params)
+            bound = psycopg.ClientCursor(conn).mogrify(db._bind(composed, values), values or None)
+            target = re.match(r"\s*(?:with\b.*?\)\s*)?(?:insert into|update|delete from) ([\w.]+)", bound, re.S)
+            if target:
+                writes.append((target[1], bound))
+            if not bound.lstrip().startswith("drop view work."):  # read by writes explained at the end
+                execute_sql(conn, statement, params)
+
+    def explain_and_abandon(conn, names):
+        split = "select logicalrelid::regclass::text from pg_dist_partition where partmethod = 'h'"
+        distributed = {row[0] for row in conn.execute(split)}
+        for table, statement in writes:
+            if table in distributed:
+                plan = "\n".join(row[0] for row in conn.execute("explain " + statement))
+                plans.setdefault(table, []).append(plan)
+        raise _Abandon
+
+    plans: dict[str, list[str]] = {}
+    monkeypatch.setattr(db, "execute_sql", statement_by_statement)
+    monkeypatch.setattr(db, "drop_work_tables", explain_and_abandon)
+    with pytest.raises(_Abandon):
+        warehouse.load(url, "plans", WarehouseParams())
+    monkeypatch.undo()
+    return plans
+
+
+def _per_shard(plan: str, shards: int) -> bool:
+    """The plan's distributed scan runs one task per shard, and nothing is repartitioned or pulled to the
+    coordinator (a grouping above the scan combines the shards' groups there)."""
+    distributed = plan[plan.find("Custom Scan (Citus Adaptive)") :]
+    count = re.search(r"Task Count: (\d+)", distributed)
+    return (
+        count is not None and count[1] == str(shards) and not re.search("repartition|pull to coordinator", plan, re.I)
+    )
+
+
+def _on_the_shards(plan: str, shards: int) -> bool:
+    """Moreover the statement is all on the shards: no intermediate result made on the coordinator first."""
+    return (
+        plan.startswith("Custom Scan (Citus Adaptive)")
+        and "Distributed Subplan" not in plan
+        and _per_shard(plan, shards)
+    )
+
+
 @pytest.mark.slow
-def test_the_big_reads_run_on_every_shard(cluster_db, tmp_path):
-    """The analytics' scans of the fact table and the check of each order's total against its lines: one task
-    per shard, grouped there, nothing repartitioned."""
-    _run(cluster_db, tmp_path, "--params", SMALL)
+def test_the_big_statements_run_on_every_shard(cluster_db, tmp_path, monkeypatch):
+    """The warehouse's writes to the fact table and the customer metrics, the analytics' scans of the fact
+    table and the check of each order's total against its lines: one task per shard, nothing repartitioned.
+    The one regrouping through the coordinator is stated: new customer metrics (an order's shard is not its
+    customer's), from per-shard partial sums of the touched customers only."""
+    _run(cluster_db, tmp_path, "--params", SMALL, "--to", "clean")
+    with psycopg.connect(cluster_db) as conn:
+        shards = conn.execute(
+            "select count(*) from pg_dist_shard where logicalrelid = 'warehouse.fact_sales'::regclass"
+        ).fetchone()[0]
+    assert shards > 1
+    plans = _warehouse_write_plans(cluster_db, monkeypatch)
+    assert len(plans["warehouse.fact_sales"]) == 4  # the two dimension re-keyings, changed facts, new facts
+    assert all(_on_the_shards(plan, shards) for plan in plans["warehouse.fact_sales"]), plans["warehouse.fact_sales"]
+    # Customer metrics: the touched customers are sent to every shard; their new rows are summed per shard
+    # and then per customer on the coordinator; the RFM scores rank all customers there (one row each).
+    delete, insert, scores = plans["warehouse.agg_customer_metrics"]
+    assert _per_shard(delete, shards) and delete.count("Distributed Subplan") == 1, delete
+    assert "INSERT/SELECT method: pull to coordinator" in insert and f"Task Count: {shards}" in insert, insert
+    assert re.search(rf"^  Task Count: {shards}$", scores, re.M), scores
+
+    _run(cluster_db, tmp_path, "--params", SMALL, "--from", "warehouse")
     check = next(c for c in quality.load_checks() if c.name == "production_order_total_matches_lines")
     statements = {
         "analytics_orders": _made_by("analytics/orders.sql", "analytics_orders"),
@@ -163,13 +253,7 @@ def test_the_big_reads_run_on_every_shard(cluster_db, tmp_path):
         check.name: db.with_literals(check.failing, {"tolerance": 0.01}),
     }
     with psycopg.connect(cluster_db) as conn:
-        shards = conn.execute(
-            "select count(*) from pg_dist_shard where logicalrelid = 'warehouse.fact_sales'::regclass"
-        ).fetchone()[0]
-        assert shards > 1
         for name, statement in statements.items():
             query = statement.as_string(conn) if isinstance(statement, sql.Composable) else statement
             plan = "\n".join(row[0] for row in conn.execute("explain " + query))
-            assert "Custom Scan (Citus Adaptive)" in plan, name
-            assert f"Task Count: {shards}" in plan, (name, plan)
-            assert "repartition" not in plan.lower() and "Pull to coordinator" not in plan, (name, plan)
+            assert _per_shard(plan, shards), (name, plan)
