@@ -11,6 +11,21 @@ with typed as (
     where r.batch_id = :batch_id and (:retry_lines::bigint[] is null or r.source_line = any (:retry_lines::bigint[]))
 ),
 
+existing_orders as materialized (
+    -- What production holds of the batch's orders and lines, asked for by key: on a Citus cluster each shard
+    -- then answers for its own (a join of a whole table to the coordinator's working rows would pull it
+    -- there). From the typed rows, not the CTE: a second reader would make PostgreSQL write the CTE out.
+    select o.order_id
+    from production.orders as o
+    where o.order_id in (select r.order_id from work.order_items_rows as r where r.batch_id = :batch_id)
+),
+
+existing_lines as materialized (
+    select e.*
+    from production.order_items as e
+    where e.order_item_id in (select r.order_item_id from work.order_items_rows as r where r.batch_id = :batch_id)
+),
+
 checked as materialized (
     select
         t.*,
@@ -27,7 +42,7 @@ checked as materialized (
             end
         ], null) as reasons
     from typed as t
-    left join production.orders as o on o.order_id = t.order_id
+    left join existing_orders as o on o.order_id = t.order_id
     left join production.products as p on p.product_id = t.product_id
 ),
 
@@ -53,7 +68,7 @@ final as (
         ) as action
     from checked as c
     left join ranked as k on k.source_line = c.source_line
-    left join production.order_items as e on e.order_item_id = c.order_item_id
+    left join existing_lines as e on e.order_item_id = c.order_item_id
 )
 
 select * from final;

@@ -11,6 +11,15 @@ with typed as (
     where r.batch_id = :batch_id and (:retry_lines::bigint[] is null or r.source_line = any (:retry_lines::bigint[]))
 ),
 
+existing as materialized (
+    -- Production's versions of the batch's orders, asked for by key: on a Citus cluster each shard then
+    -- answers for its own (a join of the whole table to the coordinator's working rows would pull it there).
+    -- From the typed rows, not the CTE: a second reader would make PostgreSQL write the CTE out.
+    select p.*
+    from production.orders as p
+    where p.order_id in (select r.order_id from work.orders_rows as r where r.batch_id = :batch_id)
+),
+
 batch_lines as (
     -- Sum of each order's lines (exact duplicates once); null when any of its line_total values is malformed.
     select order_id, case when bool_and(line_total is not null) then sum(line_total) end as lines_total
@@ -62,7 +71,7 @@ final as (
         ) as action
     from checked as r
     left join ranked as k on k.source_line = r.source_line
-    left join production.orders as p on p.order_id = r.order_id
+    left join existing as p on p.order_id = r.order_id
 )
 
 select * from final;

@@ -13,16 +13,24 @@ with held as (
       and q.quarantined_at >= now() - make_interval(days => :release_window_days)
 ),
 
+held_orders as materialized (
+    -- The orders held rows wait for that production holds now, asked for by key: on a Citus cluster each
+    -- shard then answers for its own, instead of the whole table coming to the coordinator.
+    select o.order_id
+    from production.orders as o
+    where o.order_id in (select production.squish(h.raw_values ->> 'order_id') from held as h)
+),
+
 final as (
-    -- Every parent the row was held for is there now. Joins on each parent's key (unique), not correlated
-    -- subqueries, which a Citus cluster cannot run over the rows of a CTE.
+    -- Every parent the row was held for is there now. Joins on each parent's key (unique), or a list of
+    -- them, not correlated subqueries, which a Citus cluster cannot run over the rows of a CTE.
     select h.*
     from held as h
     left join production.customers as c on c.customer_id = production.squish(h.raw_values ->> 'customer_id')
-    left join production.orders as o on o.order_id = production.squish(h.raw_values ->> 'order_id')
     left join production.products as p on p.product_id = production.squish(h.raw_values ->> 'product_id')
     where (not h.reasons && array['ORPHAN_CUSTOMER', 'CUSTOMER_QUARANTINED'] or c.customer_id is not null)
-      and (not h.reasons && array['ORPHAN_ORDER', 'ORDER_QUARANTINED'] or o.order_id is not null)
+      and (not h.reasons && array['ORPHAN_ORDER', 'ORDER_QUARANTINED']
+           or production.squish(h.raw_values ->> 'order_id') in (select o.order_id from held_orders as o))
       and (not h.reasons && array['ORPHAN_PRODUCT', 'PRODUCT_QUARANTINED'] or p.product_id is not null)
 )
 
