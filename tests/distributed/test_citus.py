@@ -152,6 +152,24 @@ def _made_by(path: str, table: str) -> str:
     return re.search(rf"create (?:temp|unlogged) table {table}[^\n]* as\n(.*?);", text, re.S)[1]
 
 
+def _decisions(table: str) -> sql.Composed:
+    """The select of clean/<table>.sql that decides each staged row's action, for a batch."""
+    text = "".join(
+        line for line in db.read_sql(f"clean/{table}.sql").splitlines(True) if not line.lstrip().startswith("--")
+    )
+    select = re.search(rf"create unlogged table work.clean_{table} as\n(.*?);", text, re.S)[1]
+    return db.with_literals(select, {"batch_id": "2025-01-01", "retry_lines": None, "tolerance": 0.01})
+
+
+def _tables_pulled_whole(plan: str) -> list[str]:
+    """The intermediate results of a plan that scan shards of orders or lines with no keys sent to them:
+    a table of the cluster brought to the coordinator whole."""
+    before_own_tasks = re.split(r"^  Task Count: ", plan, flags=re.M)[0]
+    subplans = re.split(r"^  ->  Distributed Subplan ", before_own_tasks, flags=re.M)[1:]
+    shards = re.compile(r" on (?:orders|order_items)_\d+ ")
+    return [p.split()[0] for p in subplans if shards.search(p) and "read_intermediate_result" not in p]
+
+
 class _Abandon(Exception):
     """Ends the load whose writes were explained, before it commits."""
 
@@ -235,6 +253,12 @@ def test_the_big_statements_run_on_every_shard(cluster_db, tmp_path, monkeypatch
             "select count(*) from pg_dist_shard where logicalrelid = 'warehouse.fact_sales'::regclass"
         ).fetchone()[0]
     assert shards > 1
+    # Clean's decisions read production for the batch's keys: each shard is sent the keys and looks its own
+    # up; no table of the cluster comes to the coordinator whole.
+    with psycopg.connect(cluster_db) as conn:
+        for table in ("orders", "order_items"):
+            plan = "\n".join(row[0] for row in conn.execute("explain " + _decisions(table).as_string(conn)))
+            assert f"Task Count: {shards}" in plan and _tables_pulled_whole(plan) == [], (table, plan)
     plans = _warehouse_write_plans(cluster_db, monkeypatch)
     assert len(plans["warehouse.fact_sales"]) == 4  # the two dimension re-keyings, changed facts, new facts
     assert all(_on_the_shards(plan, shards) for plan in plans["warehouse.fact_sales"]), plans["warehouse.fact_sales"]
