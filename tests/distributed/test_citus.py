@@ -154,10 +154,9 @@ def _made_by(path: str, table: str) -> str:
 
 def _decisions(table: str) -> sql.Composed:
     """The select of clean/<table>.sql that decides each staged row's action, for a batch."""
-    text = "".join(
-        line for line in db.read_sql(f"clean/{table}.sql").splitlines(True) if not line.lstrip().startswith("--")
-    )
-    select = re.search(rf"create unlogged table work.clean_{table} as\n(.*?);", text, re.S)[1]
+    create = f"create unlogged table work.clean_{table} as\n"
+    made = next(s for s in _statements(db.read_sql(f"clean/{table}.sql")) if s.lstrip().startswith(create))
+    select = made.lstrip().removeprefix(create).rstrip().removesuffix(";")
     return db.with_literals(select, {"batch_id": "2025-01-01", "retry_lines": None, "tolerance": 0.01})
 
 
@@ -252,10 +251,9 @@ def test_the_big_statements_run_on_every_shard(cluster_db, tmp_path, monkeypatch
         shards = conn.execute(
             "select count(*) from pg_dist_shard where logicalrelid = 'warehouse.fact_sales'::regclass"
         ).fetchone()[0]
-    assert shards > 1
-    # Clean's decisions read production for the batch's keys: each shard is sent the keys and looks its own
-    # up; no table of the cluster comes to the coordinator whole.
-    with psycopg.connect(cluster_db) as conn:
+        assert shards > 1
+        # Clean's decisions read production for the batch's keys: each shard is sent the keys and looks its
+        # own up; no table of the cluster comes to the coordinator whole.
         for table in ("orders", "order_items"):
             plan = "\n".join(row[0] for row in conn.execute("explain " + _decisions(table).as_string(conn)))
             assert f"Task Count: {shards}" in plan and _tables_pulled_whole(plan) == [], (table, plan)
