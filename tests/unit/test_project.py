@@ -17,7 +17,7 @@ def test_environment_yml_parses_and_installs_the_project():
     assert "-e .[test]" in pip
 
 
-def test_gitignore_keeps_lib_and_hides_outputs_and_secrets():
+def test_gitignore_keeps_lib_and_hides_outputs_secrets_and_coverage_data():
     if not (config.PROJ_ROOT / ".git").exists() or not shutil.which("git"):
         pytest.skip("needs a git clone with git installed: .gitignore means nothing in an unpacked archive")
     ignored = subprocess.run(
@@ -31,11 +31,13 @@ def test_gitignore_keeps_lib_and_hides_outputs_and_secrets():
             "outputs/runs/x/a.ipynb",
             ".env",
             "outputs/README.md",
+            ".coverage",
+            ".coverage.host.123.456",
         ],
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert ignored == ["outputs/runs/x/a.ipynb", ".env"]
+    assert ignored == ["outputs/runs/x/a.ipynb", ".env", ".coverage", ".coverage.host.123.456"]
 
 
 def test_readme_quick_start_has_the_two_commands():
