@@ -1,6 +1,7 @@
 """The pipeline on a Citus cluster: the schema distributed as ``distribution.PLACEMENTS`` states, and the same
 answers as on one server (every production and warehouse table, the quarantine, every aggregate to the cent,
-the quality checks), for generated days loaded one by one and a hand-written export."""
+the quality checks), for generated days loaded one by one and a hand-written export; and the quality gate
+stops a run there as on one server."""
 
 from __future__ import annotations
 
@@ -144,6 +145,33 @@ def test_the_default_parameters_give_the_same_answers(cluster_db, server_url, tm
         for name, url in [("c", cluster_db), ("s", single)]:
             _run(url, tmp_path / name, "--params", str(REPO / "params" / "default.yaml"))
         _assert_same(cluster_db, single)
+
+
+@pytest.mark.slow
+def test_the_quality_gate_stops_a_run_on_the_cluster(cluster_db, tmp_path):
+    """An order line changed by hand on its shard (its total no longer follows from quantity, price and
+    discount) fails an error check as on one server: the run stops at the gate, naming the check and its
+    table, and the result is kept with the one failing row."""
+    _run(cluster_db, tmp_path, "--params", SMALL, "--to", "warehouse")
+    with psycopg.connect(cluster_db) as conn:
+        order_id, item_id = conn.execute(
+            "select order_id, order_item_id from production.order_items order by order_item_id limit 1"
+        ).fetchone()
+        conn.execute(
+            "update production.order_items set line_total = line_total + 1 where order_id = %s and order_item_id = %s",
+            (order_id, item_id),
+        )
+    env = {"DATABASE_URL": cluster_db, "PIPELINE_OUTPUTS": str(tmp_path)}
+    done = run_pipeline("--params", SMALL, "--only", "quality", env=env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "QualityGateError" in done.stderr, done.stderr[-3000:]
+    assert "production_line_total_formula on production.order_items" in done.stderr, done.stderr[-3000:]
+    with psycopg.connect(cluster_db) as conn:
+        stored = conn.execute(
+            "select rows_failing, passed from monitoring.check_results where check_name = %s",
+            ("production_line_total_formula",),
+        ).fetchall()
+    assert stored == [(1, False)]
 
 
 def _made_by(path: str, table: str) -> str:
