@@ -15,13 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ecom_pipeline import config, db, embedded, logs
 from ecom_pipeline.exits import Exit
+from ecom_pipeline.stop import StopRequest
 
 log = logging.getLogger("ecom_pipeline.cli")
 PROG = "ecom-pipeline"
@@ -145,9 +145,9 @@ def _db_serve(listen: str) -> int:
         )
         return Exit.USAGE
     host, port = _listen_address(listen)
-    stop = threading.Event()
+    stop = StopRequest()  # the handler: it takes no lock (stop.py)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, stop)
     served = embedded.serve(host, port)
     try:
         print(
@@ -165,9 +165,10 @@ def _db_serve(listen: str) -> int:
             ),
             flush=True,
         )
-        while not stop.wait(1):
+        while not stop.wait(3600):
             pass
     finally:
+        stop.close()
         embedded.release()
     log.info("stopped serving %s:%s", served.host, served.port)
     return Exit.OK

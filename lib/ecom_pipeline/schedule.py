@@ -22,13 +22,13 @@ import datetime as dt
 import json
 import logging
 import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from croniter import croniter
 
 from ecom_pipeline import config, runs
+from ecom_pipeline.stop import StopRequest
 
 log = logging.getLogger("ecom_pipeline.schedule")
 
@@ -61,7 +61,7 @@ class Scheduler:
         check_cron(cron)
         self.cron, self.run_slot, self.max_catch_up, self.clock = cron, run_slot, max_catch_up, clock
         self.state = state or state_path()
-        self.stop = threading.Event()
+        self.stop = StopRequest()  # set by serve()'s signal handler, which must take no lock
 
     def last_done(self) -> dt.datetime:
         """The last slot run; on a first start, the fire time just before now (nothing is due yet)."""
@@ -109,25 +109,28 @@ class Scheduler:
             self.run_due()
             fire = self.next_fire()
             log.info("schedule: next run at %s", fire.isoformat())
-            self.stop.wait(max(0.0, (fire - self.clock()).total_seconds()))
+            if self.stop.wait((fire - self.clock()).total_seconds()):
+                log.info("schedule: signal %d received, stopping", self.stop.signum)
 
 
 def serve(cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int) -> int:
     """The scheduler loop with signal handling; the process's exit code."""
-    in_run = threading.Event()
+    in_run = False
 
     def on_signal(signum: int, frame: object) -> None:
-        scheduler.stop.set()
-        log.info("schedule: signal %d received, stopping", signum)
-        if in_run.is_set():
+        # No lock here, no logging either: this runs between two bytecodes of the main thread, which may hold
+        # the very lock a call would wait for (stop.py). The loop says that it stops.
+        scheduler.stop(signum)
+        if in_run:
             raise KeyboardInterrupt(f"signal {signum}")  # the orchestrator records the run as interrupted
 
     def guarded(slot: dt.datetime) -> int:
-        in_run.set()
+        nonlocal in_run
+        in_run = True
         try:
             return run_slot(slot)
         finally:
-            in_run.clear()
+            in_run = False
 
     scheduler = Scheduler(cron, guarded, max_catch_up)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -140,5 +143,6 @@ def serve(cron: str, run_slot: Callable[[dt.datetime], int], max_catch_up: int) 
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        scheduler.stop.close()
     log.info("schedule: stopped")
     return 0
