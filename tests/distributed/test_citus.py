@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -80,8 +81,14 @@ def _quality(url: str) -> list[tuple]:
         ).fetchall()
 
 
+def _pipeline(url: str, outputs: Path, *args: str) -> subprocess.CompletedProcess:
+    """``run_all.py ARGS`` on the database ``url``, its records under ``outputs``."""
+    return run_pipeline(*args, env={"DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)})
+
+
 def _run(url: str, outputs: Path, *args: str) -> int:
-    done = run_pipeline(*args, env={"DATABASE_URL": url, "PIPELINE_OUTPUTS": str(outputs)})
+    """:func:`_pipeline`, which must end done (0) or degraded (4, warnings); its exit code."""
+    done = _pipeline(url, outputs, *args)
     assert done.returncode in (0, 4), done.stderr[-3000:]
     return done.returncode
 
@@ -161,8 +168,7 @@ def test_the_quality_gate_stops_a_run_on_the_cluster(cluster_db, tmp_path):
             "update production.order_items set line_total = line_total + 1 where order_id = %s and order_item_id = %s",
             (order_id, item_id),
         )
-    env = {"DATABASE_URL": cluster_db, "PIPELINE_OUTPUTS": str(tmp_path)}
-    done = run_pipeline("--params", SMALL, "--only", "quality", env=env)
+    done = _pipeline(cluster_db, tmp_path, "--params", SMALL, "--only", "quality")
     assert done.returncode == 1, done.stderr[-3000:]
     assert "QualityGateError" in done.stderr, done.stderr[-3000:]
     assert "production_line_total_formula on production.order_items" in done.stderr, done.stderr[-3000:]
