@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ from ecom_pipeline.stages import STAGES
 
 # What the stages' kernels import, loaded once. Nothing here may start a Python thread or open a connection
 # at import: a fork copies only the thread that forks (OpenBLAS, which numpy loads, starts its own threads
-# again in the fork). The first stage's kernel is forked as soon as what it needs is loaded; the rest of the
-# list is loaded while it runs.
+# again in the fork). The first stage's kernel is forked as soon as what it needs is loaded; the modules of
+# the run's stages (all of them unless the server is told which) are loaded while it runs: a run of some
+# stages only does not import the others' libraries (statsmodels for analytics alone is a second of CPU).
 PRELOAD_FIRST = ("ipykernel.kernelapp", "ipykernel.ipkernel", "pandas", "ecom_pipeline.params", "ecom_pipeline.db")
 PRELOAD_NEXT = tuple(stage.module for stage in STAGES)
 LAUNCHER = ["-m", "ipykernel_launcher"]  # the kernel command this server can stand in for, after the interpreter
@@ -51,9 +52,10 @@ def serves(cmd: list[str]) -> bool:
 class KernelServer:
     """The run's side of the server: start it, ask it for kernels, close it."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Sequence[str] = PRELOAD_NEXT) -> None:
+        """A server for kernels that will run the code of ``modules`` (the run's stages' modules)."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ecom_pipeline.kernel_server", str(os.getpid())],
+            [sys.executable, "-m", "ecom_pipeline.kernel_server", str(os.getpid()), *modules],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -189,9 +191,9 @@ def warm() -> None:
     holidays.country_holidays(WarehouseParams().holiday_country, years=2025)
 
 
-def serve(run: int | None = None) -> None:
-    """The server's loop: import, then fork a kernel for each request until the input ends (or ``run``, the
-    process that started the server, ends)."""
+def serve(run: int | None = None, modules: Sequence[str] = PRELOAD_NEXT) -> None:
+    """The server's loop: import (``modules`` after :data:`PRELOAD_FIRST`), then fork a kernel for each request
+    until the input ends (or ``run``, the process that started the server, ends)."""
     if run is not None:
         _end_with(run)  # a killed run takes its server with it at once, and the server its kernels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; the server ends with its input
@@ -212,7 +214,7 @@ def serve(run: int | None = None) -> None:
 
     for name in PRELOAD_FIRST:
         importlib.import_module(name)
-    for step in [*(functools.partial(importlib.import_module, name) for name in PRELOAD_NEXT), warm]:
+    for step in [*(functools.partial(importlib.import_module, name) for name in modules), warm]:
         for request in requests.pending():  # a kernel asked for meanwhile does not wait for the rest
             fork(request)
         if requests.ended:
@@ -307,4 +309,4 @@ def _run_kernel(request: dict[str, Any], parent: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else None, sys.argv[2:] or PRELOAD_NEXT)

@@ -14,7 +14,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
@@ -119,13 +119,14 @@ _server: kernel_server.KernelServer | None = None
 
 
 @contextlib.contextmanager
-def forked() -> Iterator[None]:
-    """Within: kernels are forks of one server that has imported the project (see :mod:`kernel_server`)."""
+def forked(modules: Sequence[str] = kernel_server.PRELOAD_NEXT) -> Iterator[None]:
+    """Within: kernels are forks of one server that has imported the project and ``modules``, the code of
+    the stages they will run (see :mod:`kernel_server`)."""
     global _server
     if not hasattr(os, "fork"):  # Windows: kernels start the usual way
         yield
         return
-    _server = kernel_server.KernelServer()
+    _server = kernel_server.KernelServer(modules)
     import papermill  # noqa: F401  (1.4 s, while the server imports: every stage's notebook needs it)
 
     try:

@@ -300,7 +300,7 @@ def execute_run(plan: RunPlan, url: str) -> int:
         with (
             db.pipeline_lock(url),
             db.connection(url, autocommit=True, application="ecom_pipeline run_all") as conn,
-            kernels.forked(),
+            kernels.forked([stage.module for stage in plan.stages]),
         ):
             _start_ahead(plan.params.run.kernel, plan.stages, upcoming, 0)
             try:

@@ -71,6 +71,46 @@ def test_a_kernel_is_a_fork_of_the_server_with_the_run_s_folder_and_environment(
     assert server_process.poll() == 0  # the server ends with the run's kernels
 
 
+def _waiting_for_requests(server: psutil.Process, timeout: float = 90) -> None:
+    """Return once the server has loaded what it preloads: asleep (reading its input) and using no CPU."""
+    deadline, before = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        used = sum(server.cpu_times()[:2])
+        if used == before and server.status() == psutil.STATUS_SLEEPING:
+            return
+        before = used
+        time.sleep(0.5)
+    raise AssertionError("the kernel server was still busy")
+
+
+LOADED = (
+    "import json, sys; print(json.dumps({m: m in sys.modules for m in "
+    "('ecom_pipeline.stages.quality', 'ecom_pipeline.stages.analytics', 'statsmodels')}))"
+)
+
+
+@pytest.mark.parametrize(
+    ("modules", "loaded"),
+    [
+        (["ecom_pipeline.stages.quality"], {"ecom_pipeline.stages.quality"}),
+        (kernel_server.PRELOAD_NEXT, {"ecom_pipeline.stages.quality", "ecom_pipeline.stages.analytics", "statsmodels"}),
+    ],
+    ids=["quality only", "every stage"],
+)
+def test_the_server_preloads_the_code_of_the_run_s_stages_only(tmp_path, modules, loaded):
+    """A run of some stages (``--only``, ``--from``, ``--resume``) does not import the others' libraries."""
+    with kernels.forked(modules):
+        server = kernels._server
+        assert server is not None
+        _waiting_for_requests(psutil.Process(server.process.pid))
+        kernel = kernels.start("python3", tmp_path, warm_up=False)
+        try:
+            seen = _ask(kernel, LOADED)
+        finally:
+            _stop(kernel)
+    assert {module for module, present in seen.items() if present} == loaded
+
+
 def test_a_kernel_interrupted_stops_its_cell_and_keeps_running():
     with kernels.forked():
         kernel = kernels.start("python3", config.NOTEBOOKS_DIR)
