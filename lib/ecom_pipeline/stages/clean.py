@@ -1,11 +1,12 @@
 """Staging to production in set-based SQL, with a quarantine that explains every rejected row.
 
-Batches are cleaned one at a time, in batch order. First the batch's orders
-and order lines are typed and checked row by row (``sql/clean/<table>_rows.sql``,
-into ``work.<table>_rows``), in parallel slices split by a hash of the row's
-key, each slice on a connection of its own. Then one transaction covers all
-four tables (parents first, so references see this batch's customers and
-products). For each table, ``sql/clean/<table>.sql`` builds a work table
+Batches are cleaned one at a time, in batch order, each in one transaction
+that covers all four tables (parents first, so references see this batch's
+customers and products). The batch's orders and order lines are typed and
+checked row by row first (``sql/clean/<table>_rows.sql``, into
+``work.<table>_rows``); a large batch's in parallel slices split by a hash of
+the row's key, each slice on a connection of its own, while the transaction
+cleans the customers and products, which need none of it. For each table, ``sql/clean/<table>.sql`` builds a work table
 (``work.clean_<table>``, dropped before the transaction commits) giving every staged row exactly one action:
 
 ======================  ==========================================================
@@ -96,29 +97,57 @@ def _analyze_staged(conn: psycopg.Connection, batch_id: str) -> None:
 
 
 def _type_rows(
-    conn: psycopg.Connection,
-    url: str | None,
-    batch_id: str,
-    params: dict[str, Any],
-    slices: int,
-    tables: tuple[str, ...] = SLICED_TABLES,
+    conn: psycopg.Connection, batch_id: str, params: dict[str, Any], tables: tuple[str, ...] = SLICED_TABLES
 ) -> None:
-    """Type and check the batch's rows of ``tables`` on their own, into ``work.<table>_rows``.
-
-    With one slice, on ``conn`` (inside its transaction if it has one). With more, each slice (the rows
-    whose key hashes to it) runs on a connection of its own to ``url``, all at once; they read only
-    staging, which no one writes while the pipeline lock is held.
-    """
+    """Type and check the batch's rows of ``tables`` on their own, into ``work.<table>_rows``, in one slice on
+    ``conn`` (inside its transaction if it has one)."""
     for table in tables:
         conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
-    if slices == 1:
-        for table in tables:
-            db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": 1, "slice": 0})
-    else:
-        with ThreadPoolExecutor(max_workers=slices) as pool:  # list() re-raises the first slice's error
-            list(pool.map(lambda index: _type_slice(url, params, slices, index, tables), range(slices)))
-    for table in tables:
+        db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": 1, "slice": 0})
         conn.execute(f"analyze work.{table}_rows")
+
+
+class _Typing:
+    """The batch's orders and lines typed in slices while the transaction cleans its customers and products,
+    which read none of them: the slices' connections and the transaction's then share the cores. With one
+    slice (a small batch), the rows are typed at once, on the transaction's connection before it begins.
+
+    Used as a context manager around the transaction: its end waits for every slice, so that none is left
+    writing, whatever happened in the block."""
+
+    def __init__(self, conn: psycopg.Connection, url: str, batch_id: str, params: dict[str, Any], slices: int) -> None:
+        self.conn, self.slices, self.started = conn, slices, time.perf_counter()
+        if slices == 1:
+            _type_rows(conn, batch_id, params)
+            self.pool, self.running = None, []
+        else:
+            for table in SLICED_TABLES:
+                conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
+            # Each slice (the rows whose key hashes to it) on a connection of its own to ``url``; they read only
+            # staging, which no one writes while the pipeline lock is held.
+            self.pool = ThreadPoolExecutor(max_workers=slices)
+            self.running = [
+                self.pool.submit(_type_slice, url, params, slices, index, SLICED_TABLES) for index in range(slices)
+            ]
+
+    def done(self) -> None:
+        """Wait for the slices (raising the first one's error), then take the typed rows' statistics."""
+        if self.pool is None:
+            return
+        for slice_ in self.running:
+            slice_.result()
+        self.pool.shutdown()
+        self.pool = None
+        for table in SLICED_TABLES:
+            self.conn.execute(f"analyze work.{table}_rows")
+        log.debug("rows typed in %d slice(s) in %.2fs", self.slices, time.perf_counter() - self.started)
+
+    def __enter__(self) -> _Typing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
@@ -208,8 +237,8 @@ def _release_late_rows(
     for source_batch, lines in held:
         retry = {**params, "batch_id": source_batch, "write_batch_id": batch_id, "retry_lines": lines}
         if table == "orders":  # an order's total is checked against all lines of its batch
-            _type_rows(conn, None, source_batch, {**params, "batch_id": source_batch}, 1, ("order_items",))
-        _type_rows(conn, None, source_batch, retry, 1, (table,))
+            _type_rows(conn, source_batch, {**params, "batch_id": source_batch}, ("order_items",))
+        _type_rows(conn, source_batch, retry, (table,))
         conn.execute(f"drop table if exists work.clean_{table}")
         _run_clean_sql(conn, table, retry)
         moved = conn.execute(
@@ -239,7 +268,8 @@ def _release_late_rows(
 def clean_batch(
     conn: psycopg.Connection, url: str, batch_id: str, run_id: str, p: CleanParams
 ) -> dict[str, dict[str, int]]:
-    """Clean one batch (its rows typed in slices, then one transaction); return the reconciled counts per table."""
+    """Clean one batch in one transaction (a large batch's orders and lines typed in slices meanwhile); return the
+    reconciled counts per table."""
     params: dict[str, Any] = {
         "batch_id": batch_id,
         "run_id": run_id,
@@ -258,16 +288,15 @@ def clean_batch(
     staged = _staged_rows(conn, batch_id)
     slices = (p.slices or os.cpu_count() or 1) if staged >= p.slice_rows else 1
     _analyze_staged(conn, batch_id)
-    started = time.perf_counter()
-    _type_rows(conn, url, batch_id, params, slices)
-    log.debug("batch %s: rows typed in %d slice(s) in %.2fs", batch_id, slices, time.perf_counter() - started)
-    with conn.transaction():
+    with _Typing(conn, url, batch_id, params, slices) as typing, conn.transaction():
         for log_table in ("quarantine", "customer_changes", "product_changes"):  # a batch cleaned again
             conn.execute(f"delete from production.{log_table} where batch_id = %s", (batch_id,))
         # Not on the tables a Citus cluster holds: a load may not change their constraints or indexes.
         bulk = distribution.local_tables(conn, BULK_TABLES) if staged >= p.bulk_rows else []
         with db.bulk_load(conn, bulk, [t for t in BULK_KEYS if t in bulk]) if bulk else nullcontext():
             for table in contract.TABLE_ORDER:
+                if table in SLICED_TABLES:
+                    typing.done()
                 counts[table] = _clean_table(conn, table, batch_id, run_id, params)
                 if table in PARENT_REASONS:
                     _release_late_rows(conn, table, batch_id, run_id, params, p.release_window_days)
