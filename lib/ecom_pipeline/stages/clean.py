@@ -6,8 +6,9 @@ customers and products). The batch's orders and order lines are typed and
 checked row by row first (``sql/clean/<table>_rows.sql``, into
 ``work.<table>_rows``); a large batch's in parallel slices split by a hash of
 the row's key, each slice on a connection of its own, while the transaction
-cleans the customers and products, which need none of it. For each table, ``sql/clean/<table>.sql`` builds a work table
-(``work.clean_<table>``, dropped before the transaction commits) giving every staged row exactly one action:
+cleans the customers and products, which need none of it. For each table,
+``sql/clean/<table>.sql`` builds a work table (``work.clean_<table>``, dropped
+before the transaction commits) giving every staged row exactly one action:
 
 ======================  ==========================================================
 ``duplicate``           an exact copy of an earlier line of the batch (collapsed)
