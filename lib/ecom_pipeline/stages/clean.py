@@ -102,45 +102,52 @@ def _type_rows(
 ) -> None:
     """Type and check the batch's rows of ``tables`` on their own, into ``work.<table>_rows``, in one slice on
     ``conn`` (inside its transaction if it has one)."""
-    for table in tables:
-        conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
-        db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": 1, "slice": 0})
-        conn.execute(f"analyze work.{table}_rows")
+    _Typing(conn, None, batch_id, params, 1, tables)
 
 
 class _Typing:
-    """The batch's orders and lines typed in slices while the transaction cleans its customers and products,
-    which read none of them: the slices' connections and the transaction's then share the cores. With one
-    slice (a small batch), the rows are typed at once, on the transaction's connection before it begins.
+    """The batch's rows of ``tables`` typed and checked on their own, into ``work.<table>_rows``.
+
+    With one slice (a small batch), at once, on ``conn``. With more, each slice (the rows whose key hashes to
+    it) on a connection of its own to ``url``, while the transaction cleans the customers and products, which
+    read none of them: the slices' connections and the transaction's then share the cores. The slices read
+    only staging, which no one writes while the pipeline lock is held. :meth:`done` waits for them.
 
     Used as a context manager around the transaction: its end waits for every slice, so that none is left
     writing, whatever happened in the block."""
 
-    def __init__(self, conn: psycopg.Connection, url: str, batch_id: str, params: dict[str, Any], slices: int) -> None:
-        self.conn, self.slices, self.started = conn, slices, time.perf_counter()
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        url: str | None,
+        batch_id: str,
+        params: dict[str, Any],
+        slices: int,
+        tables: tuple[str, ...] = SLICED_TABLES,
+    ) -> None:
+        self.conn, self.tables, self.slices, self.started = conn, tables, slices, time.perf_counter()
+        for table in tables:
+            conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
+        self.analyzed, self.pool, self.running = False, None, []
         if slices == 1:
-            _type_rows(conn, batch_id, params)
-            self.pool, self.running = None, []
+            _type_slice(conn, params, 1, 0, tables)
+            self.done()
         else:
-            for table in SLICED_TABLES:
-                conn.execute(f"delete from work.{table}_rows where batch_id = %s", (batch_id,))
-            # Each slice (the rows whose key hashes to it) on a connection of its own to ``url``; they read only
-            # staging, which no one writes while the pipeline lock is held.
             self.pool = ThreadPoolExecutor(max_workers=slices)
-            self.running = [
-                self.pool.submit(_type_slice, url, params, slices, index, SLICED_TABLES) for index in range(slices)
-            ]
+            self.running = [self.pool.submit(_type_apart, url, params, slices, i, tables) for i in range(slices)]
 
     def done(self) -> None:
-        """Wait for the slices (raising the first one's error), then take the typed rows' statistics."""
-        if self.pool is None:
+        """Wait for the slices (raising the first one's error), then take the typed rows' statistics; once."""
+        if self.analyzed:
             return
         for slice_ in self.running:
             slice_.result()
-        self.pool.shutdown()
-        self.pool = None
-        for table in SLICED_TABLES:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        for table in self.tables:
             self.conn.execute(f"analyze work.{table}_rows")
+        self.analyzed = True
         log.debug("rows typed in %d slice(s) in %.2fs", self.slices, time.perf_counter() - self.started)
 
     def __enter__(self) -> _Typing:
@@ -151,10 +158,17 @@ class _Typing:
             self.pool.shutdown(wait=True)
 
 
-def _type_slice(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
+def _type_slice(
+    conn: psycopg.Connection, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]
+) -> None:
+    for table in tables:
+        db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
+
+
+def _type_apart(url: str | None, params: dict[str, Any], slices: int, index: int, tables: tuple[str, ...]) -> None:
+    """:func:`_type_slice` on a connection of its own."""
     with session.connection(url, "clean", part=f"slice {index}") as conn:
-        for table in tables:
-            db.run_sql_file(conn, f"clean/{table}_rows.sql", {**params, "slices": slices, "slice": index})
+        _type_slice(conn, params, slices, index, tables)
 
 
 def _run_clean_sql(conn: psycopg.Connection, table: str, params: dict[str, Any]) -> None:
